@@ -1,0 +1,13 @@
+"""tinygan: a from-scratch GAN engine with hand-written backward passes."""
+__version__ = "0.1.0"
+
+from . import backend, init, kernels
+from .layers import (BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, LeakyReLU, ReLU, Reshape,
+                     Sigmoid, Tanh, UpSample2D)
+from .losses import BCEWithLogits
+from .optimizers import SGD, Adam
+from .sequential import Sequential
+
+__all__ = ["backend", "init", "kernels", "Dense", "Conv2D", "ConvTranspose2D", "BatchNorm", "LeakyReLU", "ReLU",
+           "Tanh", "Sigmoid", "Dropout", "Flatten", "Reshape", "UpSample2D", "Sequential", "BCEWithLogits",
+           "Adam", "SGD"]

@@ -1,0 +1,75 @@
+"""2-D convolution (cross-correlation, as in PyTorch's Conv2d)."""
+from .. import init
+from ..kernels import col2im, im2col, output_size
+from .layer import Layer, as_pair
+
+
+def to_rows(a):
+    """(N, C, H, W) -> (C, N*H*W): one row per channel, the batch side by side."""
+    return a.transpose(1, 0, 2, 3).reshape(a.shape[1], -1)
+
+
+def from_rows(rows, N, H, W):
+    """(C, N*H*W) -> (N, C, H, W), the inverse of to_rows (a strided view)."""
+    return rows.reshape(rows.shape[0], N, H, W).transpose(1, 0, 2, 3)
+
+
+class Conv2D(Layer):
+    """y[n, o] = sum_c W[o, c] * x[n, c] + b[o]   (* is 2-D cross-correlation).
+
+    Shapes: x (N, C_in, H, W), W (C_out, C_in, kh, kw), b (C_out,),
+    y (N, C_out, H_out, W_out) with H_out = (H + 2 padding - kh) // stride + 1.
+
+    With col = im2col(x), of shape (C_in kh kw, N H_out W_out), the convolution
+    is one matrix product for the whole batch:  Y = W_mat @ col  (Y has one row
+    per output channel). Backward follows from the product rule of a GEMM:
+        dL/dW_mat = dY @ col^T
+        dL/db     = dY summed over the batch and the pixels
+        dL/dcol   = W_mat^T @ dY,  and  dL/dx = col2im(dL/dcol)
+    because im2col is linear and col2im is its adjoint (the transpose).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
+                 weight_init=init.glorot_uniform):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = as_pair(kernel_size, "kernel_size")
+        self.stride = as_pair(stride, "stride")
+        self.padding = as_pair(padding, "padding")
+        if min(self.stride) < 1 or min(self.kernel_size) < 1 or min(self.padding) < 0:
+            raise ValueError("Conv2D needs kernel_size >= 1, stride >= 1 and padding >= 0")
+        kh, kw = self.kernel_size
+        self.add_param("W", weight_init((out_channels, in_channels, kh, kw),
+                                        in_channels * kh * kw, out_channels * kh * kw))
+        if bias:
+            self.add_param("b", init.zeros(out_channels))
+
+    def forward(self, x, training=True):
+        self.check_input(x, 4, "(N, C_in, H, W)", self.in_channels)
+        N, _, H, W = x.shape
+        H_out, W_out = (output_size(size, k, s, p) for size, k, s, p
+                        in zip((H, W), self.kernel_size, self.stride, self.padding))
+        if H_out < 1 or W_out < 1:
+            raise ValueError(f"Conv2D input {H}x{W} with padding {self.padding} is smaller than "
+                             f"its kernel {self.kernel_size}")
+        col = im2col(x, self.kernel_size, self.stride, self.padding)
+        self.image_size, self.col = (H, W), col
+        rows = self.params["W"].reshape(self.out_channels, -1) @ col.reshape(-1, N * H_out * W_out)
+        y = from_rows(rows, N, H_out, W_out)
+        if "b" in self.params:
+            return y + self.params["b"].reshape(1, -1, 1, 1)
+        return y.copy()
+
+    def backward(self, dout):
+        W = self.params["W"]
+        dout_rows = to_rows(dout)
+        col_rows = self.col.reshape(-1, dout_rows.shape[1])
+        self.grads["W"] += (dout_rows @ col_rows.T).reshape(W.shape)
+        if "b" in self.params:
+            self.grads["b"] += dout_rows.sum(axis=1)
+        dcol = W.reshape(self.out_channels, -1).T @ dout_rows
+        return col2im(dcol.reshape(self.col.shape), self.image_size, self.stride, self.padding)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, bias={'b' in self.params}")

@@ -1,0 +1,78 @@
+"""2-D transposed convolution (PyTorch's ConvTranspose2d)."""
+from .. import init
+from ..kernels import col2im, im2col
+from .conv2d import from_rows, to_rows
+from .layer import Layer, as_pair
+
+
+class ConvTranspose2D(Layer):
+    """The adjoint of Conv2D: y = Conv2D_W^T x + b, computed as col2im(W_mat^T @ x).
+
+    Shapes: x (N, C_in, H, W), W (C_in, C_out, kh, kw), b (C_out,),
+    y (N, C_out, H_out, W_out) with
+    H_out = (H - 1) stride - 2 padding + kh + output_padding.
+
+    A Conv2D from C_out to C_in channels with this same weight array maps a
+    (N, C_out, H_out, W_out) image to (N, C_in, H, W) as  X = W_mat @ im2col(y).
+    This layer is that map's transpose, so its forward is Conv2D's input
+    gradient and its backward is Conv2D's forward (no zero-stuffing):
+        forward:   col = W_mat^T @ X,       y = col2im(col) + b
+        dL/dX    = W_mat @ im2col(dy)        (a convolution of dy)
+        dL/dW_mat = X @ im2col(dy)^T
+        dL/db    = dy summed over the batch and the pixels
+    output_padding only adds rows/columns at the bottom/right that no input
+    pixel reaches (their value is the bias), to pick among the sizes that a
+    strided convolution maps to the same H.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
+                 bias=True, weight_init=init.glorot_uniform):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = as_pair(kernel_size, "kernel_size")
+        self.stride = as_pair(stride, "stride")
+        self.padding = as_pair(padding, "padding")
+        self.output_padding = as_pair(output_padding, "output_padding")
+        if min(self.stride) < 1 or min(self.kernel_size) < 1 or min(self.padding) < 0:
+            raise ValueError("ConvTranspose2D needs kernel_size >= 1, stride >= 1 and padding >= 0")
+        if any(not 0 <= op < s for op, s in zip(self.output_padding, self.stride)):
+            raise ValueError(f"ConvTranspose2D needs 0 <= output_padding < stride, got "
+                             f"output_padding={self.output_padding}, stride={self.stride}")
+        kh, kw = self.kernel_size
+        self.add_param("W", weight_init((in_channels, out_channels, kh, kw),
+                                        out_channels * kh * kw, in_channels * kh * kw))
+        if bias:
+            self.add_param("b", init.zeros(out_channels))
+
+    def output_shape(self, H, W):
+        return tuple((size - 1) * s - 2 * p + k + op for size, s, p, k, op
+                     in zip((H, W), self.stride, self.padding, self.kernel_size, self.output_padding))
+
+    def forward(self, x, training=True):
+        self.check_input(x, 4, "(N, C_in, H, W)", self.in_channels)
+        N, _, H, W = x.shape
+        H_out, W_out = self.output_shape(H, W)
+        if H_out < 1 or W_out < 1:
+            raise ValueError(f"ConvTranspose2D with padding {self.padding} leaves no output for a {H}x{W} input")
+        self.x_rows, self.input_shape = to_rows(x), x.shape
+        col = self.params["W"].reshape(self.in_channels, -1).T @ self.x_rows
+        col = col.reshape(self.out_channels, *self.kernel_size, N, H, W)
+        y = col2im(col, (H_out, W_out), self.stride, self.padding)
+        if "b" in self.params:
+            y += self.params["b"].reshape(1, -1, 1, 1)
+        return y
+
+    def backward(self, dout):
+        W = self.params["W"]
+        N, _, H, W_in = self.input_shape
+        dcol_rows = im2col(dout, self.kernel_size, self.stride, self.padding).reshape(-1, N * H * W_in)
+        self.grads["W"] += (self.x_rows @ dcol_rows.T).reshape(W.shape)
+        if "b" in self.params:
+            self.grads["b"] += dout.sum(axis=(0, 2, 3))
+        dx_rows = W.reshape(self.in_channels, -1) @ dcol_rows
+        return from_rows(dx_rows, N, H, W_in).copy()
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, output_padding={self.output_padding}, "
+                f"bias={'b' in self.params}")

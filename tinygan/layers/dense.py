@@ -1,0 +1,40 @@
+"""Dense (fully connected) layer."""
+from .. import init
+from .layer import Layer
+
+
+class Dense(Layer):
+    """y = x @ W + b.
+
+    Shapes: x (N, in_features), W (in_features, out_features), b (out_features,),
+    y (N, out_features).
+
+    Backward, from y_nj = sum_i x_ni W_ij + b_j:
+        dL/dW = x^T @ dy          (sum over the batch of outer products)
+        dL/db = sum_n dy_n
+        dL/dx = dy @ W^T
+    """
+
+    def __init__(self, in_features, out_features, bias=True, weight_init=init.glorot_uniform):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.add_param("W", weight_init((in_features, out_features), in_features, out_features))
+        if bias:
+            self.add_param("b", init.zeros(out_features))
+
+    def forward(self, x, training=True):
+        self.check_input(x, 2, "(N, in_features)", self.in_features)
+        self.x = x
+        y = x @ self.params["W"]
+        if "b" in self.params:
+            y += self.params["b"]
+        return y
+
+    def backward(self, dout):
+        self.grads["W"] += self.x.T @ dout
+        if "b" in self.params:
+            self.grads["b"] += dout.sum(axis=0)
+        return dout @ self.params["W"].T
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, bias={'b' in self.params}"

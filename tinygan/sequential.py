@@ -1,0 +1,84 @@
+"""Sequential: a chain of layers, and the one place a model's state is gathered."""
+from . import backend
+
+
+class Sequential:
+    """y = layer_k(... layer_2(layer_1(x))); backward runs the chain in reverse.
+
+    ``parameters()`` yields (layer, name, param, grad) for every trainable array,
+    which is what the optimizers take. ``state_dict()`` names every parameter
+    and buffer "<layer index>.<name>" as a NumPy array, so
+    ``numpy.savez(path, **model.state_dict())`` and
+    ``model.load_state_dict(numpy.load(path))`` round-trip a model, also from a
+    GPU run to a CPU one.
+    """
+
+    def __init__(self, layers):
+        self.layers = list(layers)
+
+    def forward(self, x, training=True):
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    __call__ = forward
+
+    def backward(self, dout):
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def parameters(self):
+        for layer in self.layers:
+            for name, param in layer.params.items():
+                yield layer, name, param, layer.grads[name]
+
+    def num_parameters(self):
+        return sum(int(param.size) for _, _, param, _ in self.parameters())
+
+    def zero_grad(self):
+        for layer in self.layers:
+            layer.zero_grad()
+
+    def to(self, device):
+        """Move every layer to 'cpu' or 'gpu'; returns self. Build optimizers after moving."""
+        for layer in self.layers:
+            layer.to(device)
+        return self
+
+    def _stores(self):
+        for index, layer in enumerate(self.layers):
+            for store in (layer.params, layer.buffers):
+                yield index, store
+
+    def state_dict(self):
+        return {f"{index}.{name}": backend.as_numpy(value)
+                for index, store in self._stores() for name, value in store.items()}
+
+    def load_state_dict(self, state):
+        """Copy saved arrays into this model, in place; keys and shapes must match exactly."""
+        expected = {f"{index}.{name}": (store, name) for index, store in self._stores() for name in store}
+        given = set(state.keys())
+        if given != set(expected):
+            missing, unexpected = sorted(set(expected) - given), sorted(given - set(expected))
+            raise ValueError(f"state does not fit this model: missing {missing or 'nothing'}, "
+                             f"unexpected {unexpected or 'nothing'}; was it saved from another architecture?")
+        for key, (store, name) in expected.items():
+            value = state[key]
+            if tuple(value.shape) != tuple(store[name].shape):
+                raise ValueError(f"state entry {key!r} has shape {tuple(value.shape)}, "
+                                 f"the model expects {tuple(store[name].shape)}")
+            store[name][...] = backend.to_device(value, backend.device_of(store[name]))
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, index):
+        return self.layers[index]
+
+    def __repr__(self):
+        lines = [f"  ({index}) {layer!r}" for index, layer in enumerate(self.layers)]
+        return "Sequential(\n" + "\n".join(lines) + "\n)"
