@@ -103,6 +103,13 @@ def as_numpy(array):
     return numpy.asarray(array)
 
 
+def numpy_copy(array):
+    """A NumPy array that shares no memory with ``array`` (a snapshot for state dicts)."""
+    if cupy is not None and isinstance(array, cupy.ndarray):
+        return cupy.asnumpy(array)
+    return numpy.array(array, copy=True)
+
+
 def to_device(array, device: str | None = None):
     """``array`` on ``device`` (default: the current one), copied only when it must move."""
     device = device or _device

@@ -25,10 +25,10 @@ class Optimizer:
         raise NotImplementedError
 
     def state_dict(self):
-        """Step count and per-parameter state as NumPy arrays: '<slot>.<key>'."""
+        """Step count and per-parameter state as NumPy copies: '<slot>.<key>'."""
         result = {"steps": self.steps}
         for index, state in enumerate(self.state):
-            result.update({f"{index}.{key}": backend.as_numpy(value) for key, value in state.items()})
+            result.update({f"{index}.{key}": backend.numpy_copy(value) for key, value in state.items()})
         return result
 
     def load_state_dict(self, saved):
@@ -42,8 +42,8 @@ class Optimizer:
                     if tuple(value.shape) != tuple(param.shape):
                         raise ValueError(f"optimizer state {key!r} has shape {tuple(value.shape)}, "
                                          f"its parameter {tuple(param.shape)}")
-                    state[key.split(".", 1)[1]] = backend.to_device(value, backend.device_of(param)).astype(
-                        param.dtype, copy=False)
+                    value = backend.to_device(backend.numpy_copy(value), backend.device_of(param))
+                    state[key.split(".", 1)[1]] = value.astype(param.dtype, copy=False)
 
 
 class SGD(Optimizer):

@@ -52,7 +52,7 @@ class Sequential:
                 yield index, store
 
     def state_dict(self):
-        return {f"{index}.{name}": backend.as_numpy(value)
+        return {f"{index}.{name}": backend.numpy_copy(value)
                 for index, store in self._stores() for name, value in store.items()}
 
     def load_state_dict(self, state):

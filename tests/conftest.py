@@ -1,0 +1,52 @@
+"""Shared fixtures: every test body runs on each compute path (one body, not one copy per backend)."""
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tinygan import backend, kernels
+
+# Numba compiles on first call, which would trip hypothesis's per-example deadline.
+settings.register_profile("tinygan", deadline=None, print_blob=True,
+                          max_examples=int(os.environ.get("TINYGAN_MAX_EXAMPLES", "50")),
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.load_profile("tinygan")
+
+# numpy: the reference kernels; numba: the CPU default; cupy: the GPU (marked, skipped without one).
+PATHS = ["numpy", "numba", pytest.param("cupy", marks=pytest.mark.gpu)]
+
+
+def skip_without_gpu():
+    reason = backend.gpu_unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"no usable GPU: {reason}")
+
+
+@pytest.fixture(params=PATHS)
+def path(request):
+    """Select a compute path for the test; restores the CPU defaults afterwards."""
+    name = request.param
+    previous = kernels.cpu_kernels()
+    if name == "cupy":
+        skip_without_gpu()
+        backend.use_device("gpu")
+    else:
+        kernels.use_cpu_kernels(name)
+    try:
+        yield name
+    finally:
+        backend.use_device("cpu")
+        kernels.use_cpu_kernels(previous)
+
+
+@pytest.fixture
+def float64():
+    """Build layers in float64 for the test (gradient checks), float32 again afterwards."""
+    with backend.default_dtype(np.float64):
+        yield
+
+
+def device_array(values):
+    """A NumPy array on the current device, keeping its dtype."""
+    return backend.to_device(np.asarray(values))
