@@ -3,7 +3,7 @@
 Same layout and same summation order as ``reference.py``, so the results are
 identical bit for bit. Two rules keep the parallel loops race-free:
 
-* im2col: each (n, c) image block writes its own columns ``col[c, :, :, n]``.
+* im2col: each (c, i) pair (channel, kernel row) writes its own block ``col[c, i]``.
 * col2im: a scatter (``x[...] += col[...]``) into a shared image from several
   threads would race on overlapping patches (numba issues #3681, #7133), so each
   thread owns whole (n, c) images and is the only one adding into them.
@@ -21,15 +21,22 @@ from .reference import output_size
 def _im2col(x, col, sh, sw, ph, pw):
     N, C, H, W = x.shape
     _, kh, kw, _, out_h, out_w = col.shape
-    for block in prange(N * C):
-        n, c = block // C, block % C
-        for i in range(kh):
-            for j in range(kw):
+    # One thread per (c, i) pair: it fills col[c, i], a contiguous block, front
+    # to back, so the writes stream through memory; the reads stay within one
+    # channel plane of each image, which fits in cache.
+    for block in prange(C * kh):
+        c, i = block // kh, block % kh
+        for j in range(kw):
+            for n in range(N):
                 for y in range(out_h):
                     row = y * sh + i - ph
+                    if row < 0 or row >= H:
+                        for x_ in range(out_w):
+                            col[c, i, j, n, y, x_] = 0
+                        continue
                     for x_ in range(out_w):
                         column = x_ * sw + j - pw
-                        if 0 <= row < H and 0 <= column < W:
+                        if 0 <= column < W:
                             col[c, i, j, n, y, x_] = x[n, c, row, column]
                         else:
                             col[c, i, j, n, y, x_] = 0

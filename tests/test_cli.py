@@ -1,0 +1,185 @@
+"""The command line, end to end: training writes every output, resume equals never stopping, errors are one line."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygan import cli, models
+from tinygan.gan import GAN
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+pytestmark = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no MNIST copy at {SHARED_MNIST}")
+QUICK = ["--limit", "128", "--batch-size", "64", "--eval-images", "64", "--data-dir", str(SHARED_MNIST)]
+
+
+def tinygan(*arguments, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tinygan", *map(str, arguments)], capture_output=True, text=True,
+                          timeout=600, cwd=cwd)
+
+
+def run_main(capsys, *arguments):
+    """Run the CLI in this process; returns (exit code, stdout, stderr)."""
+    try:
+        cli.main([str(a) for a in arguments])
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def checkpoint_arrays(run_dir):
+    with np.load(Path(run_dir) / "checkpoint.npz") as archive:
+        return {key: archive[key] for key in archive.files if key != "meta"}
+
+
+def test_train_writes_every_output_then_sample_and_info_work(tmp_path):
+    run_dir = tmp_path / "run"
+    result = tinygan("train", "--arch", "dcgan", "--epochs", 2, "--out", run_dir, "--seed", 3, *QUICK)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "epoch 2/2" in result.stdout and "images/s" in result.stdout
+
+    config = json.loads((run_dir / "config.json").read_text())
+    for key in ["arch", "device", "epochs", "batch_size", "lr", "beta1", "beta2", "z_dim", "noise", "seed",
+                "dataset", "data_dir", "pixel_range", "limit", "kernel_size", "depth", "label_smoothing",
+                "label_flip", "d_steps", "eval_images", "out"]:
+        assert key in config, key
+    assert config["arch"] == "dcgan" and config["seed"] == 3
+    assert {"tinygan", "numpy", "numba", "python"} <= set(config["versions"])
+
+    with open(run_dir / "metrics.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    for row in rows:
+        assert 0 <= float(row["d_accuracy_real"]) <= 1 and 0 <= float(row["d_accuracy_fake"]) <= 1
+        assert float(row["seconds"]) > 0 and float(row["images_per_second"]) > 0
+        assert np.isfinite(float(row["d_loss"])) and np.isfinite(float(row["g_loss"]))
+    assert len((run_dir / "steps.csv").read_text().splitlines()) == 1 + 2 * 2   # header + 2 steps x 2 epochs
+
+    from PIL import Image
+    for epoch in (1, 2):
+        grid = Image.open(run_dir / "samples" / f"epoch_{epoch:03d}.png")
+        assert grid.size == (8 * 30 + 2, 8 * 30 + 2)
+    assert Image.open(run_dir / "losses.png").size[0] > 100
+    gif = Image.open(run_dir / "progress.gif")
+    assert gif.n_frames == 2
+    arrays = checkpoint_arrays(run_dir)
+    assert {"generator/0.W", "discriminator/0.W", "generator_optimizer/steps", "discriminator_optimizer/0.m",
+            "fixed_noise"} <= set(arrays)
+    assert int(arrays["generator_optimizer/steps"]) == 4
+
+    result = tinygan("sample", "--checkpoint", run_dir, "--n", 100, "--out", tmp_path / "samples.npy")
+    assert result.returncode == 0, result.stderr
+    samples = np.load(tmp_path / "samples.npy")
+    assert samples.shape == (100, 28, 28) and samples.dtype == np.uint8 and samples.max() > samples.min()
+    result = tinygan("sample", "--checkpoint", run_dir, "--n", 16, "--out", tmp_path / "grid.png")
+    assert result.returncode == 0 and Image.open(tmp_path / "grid.png").size == (4 * 30 + 2, 4 * 30 + 2)
+
+    result = tinygan("info", "--data-dir", SHARED_MNIST)
+    assert result.returncode == 0
+    assert "tinygan 0.1.0" in result.stdout and "CPU: Numba" in result.stdout and "GPU:" in result.stdout
+    assert f"data: mnist in {SHARED_MNIST}" in result.stdout
+
+
+@pytest.mark.parametrize("arch", models.ARCHITECTURES)
+def test_every_architecture_trains_for_two_steps(arch, tmp_path, capsys):
+    code, out, err = run_main(capsys, "train", "--arch", arch, "--epochs", 1, "--out", tmp_path / arch,
+                              "--quiet", *QUICK)
+    assert code == 0, err
+    assert (tmp_path / arch / "checkpoint.npz").is_file() and out == ""
+
+
+def test_resume_gives_the_same_weights_as_never_stopping(tmp_path, capsys):
+    options = ["--arch", "dcgan", "--seed", "5", "--quiet", "--label-flip", "0.1", *QUICK]
+    assert run_main(capsys, "train", "--epochs", 3, "--out", tmp_path / "straight", *options)[0] == 0
+    assert run_main(capsys, "train", "--epochs", 1, "--out", tmp_path / "stopped", *options)[0] == 0
+    code, out, err = run_main(capsys, "train", "--resume", tmp_path / "stopped", "--epochs", 3)
+    assert code == 0, err
+    assert "resuming" in out
+    straight, resumed = checkpoint_arrays(tmp_path / "straight"), checkpoint_arrays(tmp_path / "stopped")
+    assert set(straight) == set(resumed)
+    for key in straight:
+        np.testing.assert_array_equal(resumed[key], straight[key], err_msg=key)
+    assert (tmp_path / "stopped" / "metrics.csv").read_text().count("\n") == 4
+
+
+def test_ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    run_dir = tmp_path / "run"
+    original, calls = GAN.train_step, []
+
+    def interrupted(self, real):
+        calls.append(1)
+        if len(calls) == 3:   # the first step of epoch 2
+            raise KeyboardInterrupt
+        return original(self, real)
+
+    monkeypatch.setattr(GAN, "train_step", interrupted)
+    code, _, err = run_main(capsys, "train", "--arch", "mlp", "--epochs", 3, "--out", run_dir, "--quiet", *QUICK)
+    assert code == 130
+    assert f"checkpoint of epoch 1 in {run_dir} is intact" in err and f"--resume {run_dir}" in err
+    assert "Traceback" not in err and err.strip().count("\n") == 0
+    epoch_one = checkpoint_arrays(run_dir)
+    assert int(epoch_one["generator_optimizer/steps"]) == 2
+    monkeypatch.setattr(GAN, "train_step", original)
+    code, _, err = run_main(capsys, "train", "--resume", run_dir, "--quiet")
+    assert code == 0, err
+    assert int(checkpoint_arrays(run_dir)["generator_optimizer/steps"]) == 6
+
+
+def test_divergence_stops_with_a_message_and_keeps_the_good_checkpoint(tmp_path, capsys, monkeypatch):
+    run_dir = tmp_path / "run"
+    original, calls = GAN.train_step, []
+
+    def diverging(self, real):
+        calls.append(1)
+        d_loss, g_loss = original(self, real)
+        return (float("nan"), g_loss) if len(calls) == 4 else (d_loss, g_loss)
+
+    monkeypatch.setattr(GAN, "train_step", diverging)
+    code, _, err = run_main(capsys, "train", "--arch", "mlp", "--epochs", 3, "--out", run_dir, "--quiet", *QUICK)
+    assert code == 3
+    assert "training diverged at epoch 2, step 2 (D loss nan" in err and "checkpoint of epoch 1" in err
+    assert int(checkpoint_arrays(run_dir)["generator_optimizer/steps"]) == 2
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["train", "--arch", "gan"], "Invalid value for '--arch'"),
+    (["train", "--epochs", "-2"], "Invalid value for '--epochs'"),
+    (["train", "--epochs", "0"], "Invalid value for '--epochs'"),
+    (["train", "--lr", "0"], "Invalid value for '--lr'"),
+    (["train", "--kernel-size", "4", "--limit", "64", "--data-dir", str(SHARED_MNIST)], "kernel size must be odd"),
+    (["train", "--device", "tpu"], "Invalid value for '--device'"),
+    (["train", "--limit", "10", "--data-dir", str(SHARED_MNIST)], "leaves less than one batch"),
+    (["train", "--data-dir", "/nonexistent/mnist"], "/nonexistent/mnist lacks train-images-idx3-ubyte.gz"),
+    (["train", "--resume", "/nonexistent/run"], "/nonexistent/run holds no config.json"),
+    (["sample", "--checkpoint", "/nonexistent/run", "--out", "x.npy"], "/nonexistent/run holds no config.json"),
+    (["sample", "--checkpoint", ".", "--out", "x.jpg"], "--out must end in .npy or .png"),
+    (["frobnicate"], "No such command 'frobnicate'"),
+])
+def test_bad_arguments_are_one_line_errors(arguments, message, tmp_path):
+    result = tinygan(*arguments, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert message in result.stderr
+
+
+def test_gpu_without_cupy_is_a_one_line_error(tmp_path):
+    from tinygan import backend
+    if backend.gpu_unavailable_reason() is None:
+        pytest.skip("this machine has a GPU")
+    result = tinygan("train", "--device", "gpu", *QUICK, "--out", tmp_path / "run")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "pip install tinygan[gpu]" in result.stderr
+
+
+def test_resume_refuses_to_change_the_architecture(tmp_path, capsys):
+    assert run_main(capsys, "train", "--arch", "mlp", "--epochs", 1, "--out", tmp_path / "run", "--quiet",
+                    *QUICK)[0] == 0
+    code, _, err = run_main(capsys, "train", "--resume", tmp_path / "run", "--arch", "dcgan", "--lr", "0.1")
+    assert code == 2 and "--arch, --lr cannot change when resuming" in err

@@ -1,0 +1,90 @@
+"""The architectures: the layer stacks the reports describe, their shapes and their options."""
+import numpy as np
+import pytest
+
+from tinygan import (BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, LeakyReLU, Reshape, Tanh,
+                     UpSample2D, backend, models)
+
+
+def kinds(model):
+    return [type(layer).__name__ for layer in model]
+
+
+@pytest.mark.parametrize("arch", models.ARCHITECTURES)
+def test_every_architecture_maps_noise_to_images_to_logits(arch):
+    backend.seed(0)
+    generator, discriminator = models.build(arch)
+    z = np.random.default_rng(0).standard_normal((3, 100)).astype(np.float32)
+    fake = generator.forward(z)
+    assert fake.shape == (3, 1, 28, 28) and fake.dtype == np.float32 and np.abs(fake).max() <= 1
+    logits = discriminator.forward(fake)
+    assert logits.shape == (3, 1)
+    dz = generator.backward(discriminator.backward(np.ones_like(logits)))
+    assert dz.shape == z.shape
+
+
+def test_mlp_is_the_vanilla_gan_of_the_reports():
+    generator, discriminator = models.build("mlp")
+    assert [(l.in_features, l.out_features) for l in generator if isinstance(l, Dense)] == [
+        (100, 128), (128, 256), (256, 512), (512, 784)]
+    assert [(l.in_features, l.out_features) for l in discriminator if isinstance(l, Dense)] == [
+        (784, 512), (512, 256), (256, 128), (128, 1)]
+    assert all(l.negative_slope == 0.2 for l in generator if isinstance(l, LeakyReLU))
+    assert [l.p for l in discriminator if isinstance(l, Dropout)] == [0.3, 0.3, 0.3]
+    assert isinstance(generator[-2], Tanh) and isinstance(generator[-1], Reshape)
+
+
+def test_mlp_deep_has_two_more_hidden_layers_in_each_network():
+    shallow, deep = models.build("mlp"), models.build("mlp-deep")
+    for index in (0, 1):
+        count = [sum(isinstance(l, Dense) for l in pair[index]) for pair in (shallow, deep)]
+        assert count[1] == count[0] + 2
+
+
+def test_dcgan_is_the_standard_mnist_dcgan():
+    generator, discriminator = models.build("dcgan")
+    assert kinds(generator) == ["Dense", "BatchNorm", "LeakyReLU", "Reshape",
+                                "ConvTranspose2D", "BatchNorm", "LeakyReLU",
+                                "ConvTranspose2D", "BatchNorm", "LeakyReLU", "ConvTranspose2D", "Tanh"]
+    assert generator[0].out_features == 7 * 7 * 256
+    transposed = [l for l in generator if isinstance(l, ConvTranspose2D)]
+    assert [(l.in_channels, l.out_channels, l.kernel_size, l.stride) for l in transposed] == [
+        (256, 128, (5, 5), (1, 1)), (128, 64, (5, 5), (2, 2)), (64, 1, (5, 5), (2, 2))]
+    assert all("b" not in layer.params for layer in generator)  # no biases in G
+    assert kinds(discriminator) == ["Conv2D", "LeakyReLU", "Dropout", "Conv2D", "BatchNorm", "LeakyReLU",
+                                    "Dropout", "Flatten", "Dense"]
+    assert (discriminator[-1].in_features, discriminator[-1].out_features) == (6272, 1)
+    assert generator.num_parameters() == 100 * 12544 + 2 * 12544 + 256 * 128 * 25 + 256 + 128 * 64 * 25 + 128 \
+        + 64 * 25
+    assert discriminator.num_parameters() == 25 * 64 + 64 + 64 * 128 * 25 + 128 + 256 + 6272 + 1
+
+
+def test_dcgan_upsample_replaces_the_strided_transposes():
+    generator, _ = models.build("dcgan-upsample")
+    assert not any(isinstance(l, ConvTranspose2D) and l.stride != (1, 1) for l in generator)
+    assert sum(isinstance(l, UpSample2D) for l in generator) == 2
+    assert sum(isinstance(l, Conv2D) for l in generator) == 2
+
+
+def test_kernel_size_and_depth_options():
+    generator, discriminator = models.build("dcgan", kernel_size=3, depth=1)
+    assert {l.kernel_size for l in list(generator) + list(discriminator) if isinstance(l, (Conv2D, ConvTranspose2D))} \
+        == {(3, 3)}
+    assert sum(isinstance(l, ConvTranspose2D) for l in generator) == 4
+    assert sum(isinstance(l, Conv2D) for l in discriminator) == 3
+    assert sum(isinstance(l, BatchNorm) for l in discriminator) == 2
+    z = np.zeros((2, 100), np.float32)
+    assert discriminator.forward(generator.forward(z)).shape == (2, 1)
+    with pytest.raises(ValueError, match="kernel size must be odd"):
+        models.build("dcgan", kernel_size=4)
+    with pytest.raises(ValueError, match="unknown architecture 'gan': choose one of mlp, mlp-deep"):
+        models.build("gan")
+
+
+def test_weights_are_drawn_from_normal_0_002():
+    backend.seed(0)
+    generator, discriminator = models.build("dcgan")
+    weights = np.concatenate([param.ravel() for _, name, param, _ in
+                              list(generator.parameters()) + list(discriminator.parameters()) if name == "W"])
+    assert abs(weights.mean()) < 1e-4 and abs(weights.std() - 0.02) < 2e-4
+    assert isinstance(discriminator[7], Flatten)

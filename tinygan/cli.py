@@ -1,0 +1,165 @@
+"""The command line: ``python -m tinygan train | sample | info``.
+
+Every mistake a user can make (a bad option, a missing file, no GPU) ends in
+one line on stderr and a non-zero exit status, never in a traceback.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import __version__, backend, data, images, kernels, models
+from .gan import NOISE_KINDS
+from .trainer import Trainer, TrainingStopped, build_gan, load_checkpoint, load_config
+
+# Errors that a user's input causes; anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, data.DataError, backend.BackendError, FileNotFoundError, NotADirectoryError)
+# What --resume may change: where the data is and how the run is watched, and how long it goes on.
+RESUMABLE = {"resume", "epochs", "device", "quiet", "data_dir"}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tinygan")
+def cli():
+    """tinygan: GANs on MNIST with a from-scratch engine (NumPy/Numba on CPU, CuPy on GPU)."""
+
+
+@cli.command()
+@click.option("--arch", type=click.Choice(models.ARCHITECTURES), default="dcgan", show_default=True,
+              help="Architecture of the reports.")
+@click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Total epochs.")
+@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True,
+              help="Adam learning rate of both networks.")
+@click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True)
+@click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True)
+@click.option("--z-dim", type=click.IntRange(min=1), default=100, show_default=True, help="Size of the noise.")
+@click.option("--noise", type=click.Choice(NOISE_KINDS), default="normal", show_default=True,
+              help="Distribution of the noise: N(0, 1) or U(-1, 1).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Fixes weights, noise, dropout, shuffling.")
+@click.option("--dataset", type=click.Choice(list(data.DATASETS)), default="mnist", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Directory with the four IDX .gz files (else $TINYGAN_DATA, else the cache, else download).")
+@click.option("--pixel-range", type=click.Choice(list(data.PIXEL_RANGES)), default="-1,1", show_default=True,
+              help="Scale pixels to [-1, 1] or [0, 1].")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Train on the first N images only (quick runs).")
+@click.option("--kernel-size", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Convolution kernel size of the DCGANs (odd).")
+@click.option("--depth", type=click.IntRange(min=0), default=None,
+              help="Extra hidden layers per network (default: 2 for mlp-deep, else 0).")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="One-sided: D's target for real images is 1 - this.")
+@click.option("--label-flip", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Noisy labels: probability of swapping each of D's targets.")
+@click.option("--d-steps", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Discriminator updates per generator update.")
+@click.option("--eval-images", type=click.IntRange(min=1), default=None,
+              help="Test images (and as many generated ones) for D's accuracy each epoch "
+                   "[default: all 10,000, at most the training images used].")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run directory [default: runs/<arch>-<date>-<time>].")
+@click.option("--resume", type=click.Path(file_okay=False), default=None,
+              help="Continue the run in this directory (give --epochs for the new total).")
+@click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines.")
+@click.pass_context
+def train(context, **options):
+    """Train a GAN and write samples, metrics, plots and checkpoints to a run directory."""
+    if options["resume"]:
+        run_dir = Path(options["resume"])
+        given = {name for name in options
+                 if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+        fixed = sorted(given - RESUMABLE)
+        if fixed:
+            names = ", ".join("--" + name.replace("_", "-") for name in fixed)
+            raise click.UsageError(f"{names} cannot change when resuming: {run_dir}/config.json fixes them "
+                                   f"(only --epochs, --device, --data-dir and --quiet can)")
+        config = load_config(run_dir)
+        config.pop("versions", None)
+        config.update({name: options[name] for name in given & RESUMABLE if name != "resume"})
+        config["out"] = str(run_dir)
+        trainer = Trainer(config, resume=True, log=click.echo)
+    else:
+        options.pop("resume")
+        if options["out"] is None:
+            options["out"] = str(Path("runs") / f"{options['arch']}-{time.strftime('%Y%m%d-%H%M%S')}")
+        trainer = Trainer(options, log=click.echo)
+        if not options["quiet"]:
+            click.echo(f"training {options['arch']} on {options['dataset']} ({len(trainer.train_images)} images) "
+                       f"on the {options['device']}; writing to {options['out']}")
+    trainer.train()
+    if not trainer.config["quiet"]:
+        click.echo(f"done: samples, metrics.csv, losses.png, progress.gif and {trainer.run_dir}/checkpoint.npz")
+
+
+@cli.command()
+@click.option("--checkpoint", "run_dir", type=click.Path(file_okay=False), required=True,
+              help="A run directory written by `train`.")
+@click.option("--n", type=click.IntRange(min=1), default=64, show_default=True, help="How many images.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="FILE.npy: uint8 (n, 28, 28), 0 black, 255 white; FILE.png: a grid.")
+@click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample(run_dir, n, out, device, seed):
+    """Generate images from a trained run's checkpoint."""
+    out = Path(out)
+    if out.suffix not in (".npy", ".png"):
+        raise click.UsageError(f"--out must end in .npy or .png, got {out.name}")
+    config = load_config(Path(run_dir))
+    meta, arrays = load_checkpoint(Path(run_dir))
+    backend.use_device(device)
+    backend.seed(seed)
+    gan = build_gan(config)
+    gan.load_state_dict(arrays)
+    pictures = data.to_uint8(backend.as_numpy(gan.generate(gan.sample_noise(n))), config["pixel_range"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npy":
+        np.save(out, pictures)
+    else:
+        images.save_png(images.grid(pictures), out)
+    click.echo(f"wrote {n} images from epoch {meta['epoch']} of {run_dir} to {out}")
+
+
+@cli.command()
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+def info(data_dir):
+    """Version, available backends and where the data is."""
+    import platform
+    click.echo(f"tinygan {__version__} (Python {platform.python_version()}, NumPy {np.__version__})")
+    if kernels.numba_cpu is not None:
+        import numba
+        click.echo(f"CPU: Numba {numba.__version__} kernels, {numba.get_num_threads()} threads")
+    else:
+        click.echo(f"CPU: NumPy reference kernels (Numba unavailable: {kernels.numba_import_error})")
+    reason = backend.gpu_unavailable_reason()
+    if reason is None:
+        click.echo(f"GPU: CuPy {backend.cupy.__version__} on {backend.gpu_name()}")
+    else:
+        click.echo(f"GPU: unavailable ({reason})")
+    for dataset in data.DATASETS:
+        directory = data.find_directory(dataset, data_dir)
+        searched = ", ".join(str(path) for path, _ in data.candidate_directories(dataset, data_dir))
+        where = f"in {directory}" if directory else f"not found (searched {searched}); `train` will download it"
+        click.echo(f"data: {dataset} {where}")
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="python -m tinygan", standalone_mode=False)
+    except click.ClickException as error:
+        click.echo(f"Error: {error.format_message()}", err=True)
+        sys.exit(error.exit_code)
+    except TrainingStopped as error:
+        click.echo(str(error), err=True)
+        sys.exit(error.exit_code)
+    except USER_ERRORS as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(1)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,107 @@
+"""One GAN: a generator, a discriminator, their optimizers and the training step.
+
+The step (the trainer and the benchmarks run exactly this):
+
+1. Discriminator, ``d_steps`` times: on a real batch with target 1 (or
+   1 - label_smoothing) and on a generated batch with target 0, gradients of
+   both summed, one Adam step. Real and fake go through D as separate batches,
+   so BatchNorm normalises each with its own statistics.
+2. Generator: the non-saturating loss -log D(G(z)), i.e. BCE of D's logits on
+   the last generated batch against target 1. Its gradient flows back through
+   D (whose gradients are discarded) into G.
+
+``label_flip`` is the "noisy labels" trick: each D target is swapped for the
+other class's target with that probability.
+"""
+import numpy as np
+
+from . import backend
+from .losses import BCEWithLogits
+from .optimizers import Adam
+
+NOISE_KINDS = ("normal", "uniform")
+
+
+class GAN:
+    def __init__(self, generator, discriminator, z_dim=100, lr=2e-4, betas=(0.5, 0.999), noise="normal",
+                 label_smoothing=0.0, label_flip=0.0, d_steps=1):
+        if noise not in NOISE_KINDS:
+            raise ValueError(f"unknown noise {noise!r}: choose one of {', '.join(NOISE_KINDS)}")
+        if not 0 <= label_smoothing < 1 or not 0 <= label_flip < 1 or d_steps < 1:
+            raise ValueError("need 0 <= label_smoothing < 1, 0 <= label_flip < 1 and d_steps >= 1")
+        self.generator, self.discriminator = generator, discriminator
+        self.z_dim, self.noise = z_dim, noise
+        self.label_smoothing, self.label_flip, self.d_steps = label_smoothing, label_flip, d_steps
+        self.generator_optimizer = Adam(generator.parameters(), lr=lr, betas=betas)
+        self.discriminator_optimizer = Adam(discriminator.parameters(), lr=lr, betas=betas)
+        self.loss = BCEWithLogits()
+
+    def sample_noise(self, n):
+        """z ~ N(0, 1) or U(-1, 1), (n, z_dim), on the current device."""
+        rng, dtype = backend.rng(), backend.get_default_dtype()
+        if self.noise == "normal":
+            return rng.standard_normal((n, self.z_dim), dtype=dtype)
+        return (rng.random((n, self.z_dim), dtype=dtype) * 2 - 1).astype(dtype, copy=False)
+
+    def discriminator_targets(self, n, real):
+        xp, dtype = backend.xp(), backend.get_default_dtype()
+        real_target, fake_target = 1.0 - self.label_smoothing, 0.0
+        targets = xp.full((n, 1), real_target if real else fake_target, dtype=dtype)
+        if self.label_flip > 0:
+            flipped = backend.rng().random((n, 1), dtype=dtype) < self.label_flip
+            targets = xp.where(flipped, fake_target if real else real_target, targets).astype(dtype)
+        return targets
+
+    def train_step(self, real):
+        """One D update (or d_steps of them) and one G update on a real batch; returns (d_loss, g_loss)."""
+        G, D, loss = self.generator, self.discriminator, self.loss
+        n = real.shape[0]
+        for _ in range(self.d_steps):
+            self.discriminator_optimizer.zero_grad()
+            d_loss = loss(D.forward(real, training=True), self.discriminator_targets(n, real=True))
+            D.backward(loss.backward())
+            fake = G.forward(self.sample_noise(n), training=True)
+            d_loss += loss(D.forward(fake, training=True), self.discriminator_targets(n, real=False))
+            D.backward(loss.backward())
+            self.discriminator_optimizer.step()
+
+        self.generator_optimizer.zero_grad()
+        g_loss = loss(D.forward(fake, training=True), 1.0)
+        G.backward(D.backward(loss.backward()))
+        self.generator_optimizer.step()
+        return d_loss, g_loss
+
+    def generate(self, z, batch_size=500):
+        """G(z) in eval mode (BatchNorm's running statistics), in batches; a device array."""
+        xp = backend.get_array_module(z)
+        return xp.concatenate([self.generator.forward(z[start:start + batch_size], training=False)
+                               for start in range(0, len(z), batch_size)])
+
+    def discriminator_accuracy(self, real_images, n_fake, batch_size=500):
+        """Fraction of real images D calls real (logit > 0) and of n_fake generated ones it calls fake."""
+        D = self.discriminator
+
+        def fraction_real(images):
+            calls = [D.forward(images[start:start + batch_size], training=False) > 0
+                     for start in range(0, len(images), batch_size)]
+            return float(sum(int(call.sum()) for call in calls)) / len(images)
+
+        accuracy_real = fraction_real(real_images)
+        accuracy_fake = 1.0 - fraction_real(self.generate(self.sample_noise(n_fake), batch_size))
+        return accuracy_real, accuracy_fake
+
+    def state_dict(self):
+        """Both networks and both optimizers, as one flat dict of NumPy arrays."""
+        state = {}
+        for prefix, part in (("generator", self.generator), ("discriminator", self.discriminator),
+                             ("generator_optimizer", self.generator_optimizer),
+                             ("discriminator_optimizer", self.discriminator_optimizer)):
+            state.update({f"{prefix}/{key}": np.asarray(value) for key, value in part.state_dict().items()})
+        return state
+
+    def load_state_dict(self, state):
+        for prefix, part in (("generator", self.generator), ("discriminator", self.discriminator),
+                             ("generator_optimizer", self.generator_optimizer),
+                             ("discriminator_optimizer", self.discriminator_optimizer)):
+            part.load_state_dict({key[len(prefix) + 1:]: state[key] for key in state
+                                  if key.startswith(prefix + "/")})

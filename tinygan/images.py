@@ -1,0 +1,58 @@
+"""What a run leaves to look at: sample grids, the animated progress, the loss curves."""
+import math
+
+import numpy as np
+
+
+def grid(images, columns=None, padding=2):
+    """uint8 (n, H, W) -> one uint8 image, the n tiles in rows of ``columns`` on a black background."""
+    n, H, W = images.shape
+    columns = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / columns)
+    canvas = np.zeros((rows * (H + padding) + padding, columns * (W + padding) + padding), dtype=np.uint8)
+    for index, image in enumerate(images):
+        top, left = padding + (index // columns) * (H + padding), padding + (index % columns) * (W + padding)
+        canvas[top:top + H, left:left + W] = image
+    return canvas
+
+
+def save_png(image, target, scale=1):
+    """Write a uint8 grey image as PNG to a path or a binary stream, enlarged ``scale`` times."""
+    from PIL import Image
+    picture = Image.fromarray(image)
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    picture.save(target, format="PNG")
+
+
+def save_gif(png_paths, target, milliseconds_per_frame=400):
+    """The per-epoch grids as one looping animation, the last frame held longer."""
+    from PIL import Image
+    frames = [Image.open(p).convert("P") for p in png_paths]
+    durations = [milliseconds_per_frame] * (len(frames) - 1) + [milliseconds_per_frame * 5]
+    frames[0].save(target, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
+
+
+def plot_losses(step_losses, steps_per_epoch, target):
+    """D and G loss per training step (faint) and their moving average, epochs marked on the x axis."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    losses = np.asarray(step_losses, dtype=np.float64).reshape(-1, 2)
+    epochs = np.arange(1, len(losses) + 1) / max(steps_per_epoch, 1)
+    window = max(1, min(len(losses) // 20, steps_per_epoch))
+    figure, axes = plt.subplots(figsize=(8, 4.5), dpi=100)
+    for column, (label, colour) in enumerate((("D loss", "tab:blue"), ("G loss", "tab:orange"))):
+        values = losses[:, column]
+        axes.plot(epochs, values, color=colour, alpha=0.2, linewidth=0.8)
+        if len(values) >= window:
+            smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+            axes.plot(epochs[window - 1:], smooth, color=colour, label=f"{label} (mean of {window} steps)")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("binary cross-entropy")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(target, format="png")
+    plt.close(figure)

@@ -1,0 +1,263 @@
+"""The training loop and the run directory it fills.
+
+A run directory holds:
+  config.json          every setting, and the versions of the libraries
+  metrics.csv          one row per epoch: losses, D's accuracy, time, images/s
+  steps.csv            D and G loss of every step
+  samples/epoch_NNN.png  the generator on one fixed noise batch, after each epoch
+  losses.png           the loss curves
+  progress.gif         the sample grids through training
+  checkpoint.npz       G, D, both optimizers, the history and the fixed noise
+
+Reproducibility and resume: at the start of epoch e every generator is
+reseeded from (seed, e), so the shuffling, noise and dropout of an epoch depend
+only on the seed, the epoch and the weights. The checkpoint, written atomically
+at the end of each epoch, therefore holds the whole random state, and resuming
+from it gives the same weights as never stopping (same backend, same seed).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, backend, data, images, kernels, models
+from .gan import GAN
+
+CHECKPOINT = "checkpoint.npz"
+SAMPLE_GRID = 64   # images in the fixed-noise grid (8 x 8)
+
+
+class TrainingStopped(RuntimeError):
+    """Training ended early (divergence, Ctrl-C); the message says what is left and what to do."""
+
+    def __init__(self, message, exit_code):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """An independent seed for each (run seed, epoch) pair."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def library_versions():
+    versions = {"tinygan": __version__, "python": platform.python_version(), "numpy": np.__version__,
+                "platform": platform.platform(), "cpu_kernels": kernels.cpu_kernels()}
+    try:
+        import numba
+        versions["numba"] = numba.__version__
+    except ImportError:
+        versions["numba"] = None
+    versions["cupy"] = getattr(backend.cupy, "__version__", None)
+    versions["gpu"] = backend.gpu_name() if backend.current_device() == "gpu" else None
+    return versions
+
+
+def write_atomically(path: Path, write):
+    """Run write(stream) into a temporary file beside ``path``, then rename it over ``path``."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_text_atomically(path: Path, text: str):
+    write_atomically(path, lambda stream: stream.write(text.encode()))
+
+
+def build_gan(config: dict) -> GAN:
+    generator, discriminator = models.build(config["arch"], z_dim=config["z_dim"],
+                                            kernel_size=config["kernel_size"], depth=config["depth"])
+    return GAN(generator, discriminator, z_dim=config["z_dim"], lr=config["lr"],
+               betas=(config["beta1"], config["beta2"]), noise=config["noise"],
+               label_smoothing=config["label_smoothing"], label_flip=config["label_flip"],
+               d_steps=config["d_steps"])
+
+
+def load_checkpoint(run_dir: Path):
+    """(meta, arrays) of a run's checkpoint, with a clear error when there is none."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} holds no {CHECKPOINT}: is it a tinygan run directory that "
+                                f"finished at least one epoch?")
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    return json.loads(str(arrays.pop("meta"))), arrays
+
+
+def load_config(run_dir: Path) -> dict:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} holds no config.json: is it a tinygan run directory?")
+    return json.loads(path.read_text())
+
+
+class ProgressBar:
+    """One line on stderr, redrawn at most five times a second: step, running losses, ETA."""
+
+    def __init__(self, total, label, enabled):
+        self.total, self.label = total, label
+        self.enabled = enabled and sys.stderr.isatty()
+        self.start = self.last_draw = time.perf_counter()
+
+    def update(self, step, d_loss, g_loss):
+        now = time.perf_counter()
+        if not self.enabled or (now - self.last_draw < 0.2 and step < self.total):
+            return
+        self.last_draw = now
+        done = step / self.total
+        eta = (now - self.start) / step * (self.total - step)
+        bar = "#" * int(done * 24) + "." * (24 - int(done * 24))
+        sys.stderr.write(f"\r{self.label} [{bar}] {step}/{self.total}  D loss {d_loss:.3f}  "
+                         f"G loss {g_loss:.3f}  ETA {int(eta) // 60}:{int(eta) % 60:02d} ")
+        sys.stderr.flush()
+
+    def close(self):
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 100 + "\r")
+            sys.stderr.flush()
+
+
+class Trainer:
+    """Trains one GAN as ``config`` says, writing everything into ``config['out']``."""
+
+    def __init__(self, config: dict, resume: bool = False, log=print):
+        self.config, self.log = config, log
+        self.run_dir = Path(config["out"])
+        backend.use_device(config["device"])
+        backend.seed(config["seed"])
+        dataset = data.load(config["dataset"], config["data_dir"], config["pixel_range"])
+        limit = config["limit"] or len(dataset.train_images)
+        if limit < config["batch_size"]:
+            raise ValueError(f"--limit {limit} leaves less than one batch of {config['batch_size']} images")
+        self.train_images = backend.to_device(dataset.train_images[:limit])
+        eval_images = config["eval_images"] or min(len(dataset.test_images), limit)
+        self.test_images = backend.to_device(dataset.test_images[:eval_images])
+        self.gan = build_gan(config)
+        fixed_rng = np.random.default_rng(np.random.SeedSequence([config["seed"], 2**32 - 1]))
+        self.fixed_noise = self._noise_from(fixed_rng, SAMPLE_GRID)
+        self.history = {"epochs": [], "steps": []}
+        self.epochs_done = 0
+        if resume:
+            self._resume()
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "samples").mkdir(exist_ok=True)
+            saved = dict(config, versions=library_versions())
+            write_text_atomically(self.run_dir / "config.json", json.dumps(saved, indent=2) + "\n")
+
+    def _noise_from(self, rng, n):
+        z = rng.standard_normal((n, self.config["z_dim"])) if self.config["noise"] == "normal" \
+            else rng.uniform(-1, 1, (n, self.config["z_dim"]))
+        return backend.to_device(z.astype(backend.get_default_dtype()))
+
+    def _resume(self):
+        meta, arrays = load_checkpoint(self.run_dir)
+        self.gan.load_state_dict(arrays)
+        self.fixed_noise = backend.to_device(arrays["fixed_noise"])
+        self.history = meta["history"]
+        self.epochs_done = meta["epoch"]
+        self.log(f"resuming {self.run_dir} after epoch {self.epochs_done}")
+
+    @property
+    def steps_per_epoch(self):
+        return len(self.train_images) // self.config["batch_size"]  # the last partial batch is dropped
+
+    def train(self):
+        config = self.config
+        if self.epochs_done >= config["epochs"]:
+            self.log(f"{self.run_dir} already has {self.epochs_done} epochs; ask for more with --epochs")
+            return self.history
+        try:
+            for epoch in range(self.epochs_done + 1, config["epochs"] + 1):
+                self._train_epoch(epoch)
+        except KeyboardInterrupt:
+            raise TrainingStopped(self._stopped_message("interrupted"), exit_code=130) from None
+        return self.history
+
+    def _stopped_message(self, what):
+        if self.epochs_done == 0:
+            return f"{what} during epoch 1: no epoch finished, so {self.run_dir} holds no checkpoint yet"
+        return (f"{what}; the checkpoint of epoch {self.epochs_done} in {self.run_dir} is intact: continue with "
+                f"`python -m tinygan train --resume {self.run_dir}`")
+
+    def _train_epoch(self, epoch):
+        config, gan = self.config, self.gan
+        backend.seed(epoch_seed(config["seed"], epoch))
+        batch_size, steps = config["batch_size"], self.steps_per_epoch
+        order = backend.to_device(backend.numpy_rng().permutation(len(self.train_images)))
+        progress = ProgressBar(steps, f"epoch {epoch}/{config['epochs']}", not config["quiet"])
+        step_losses = []
+        start = time.perf_counter()
+        for step in range(steps):
+            real = self.train_images[order[step * batch_size:(step + 1) * batch_size]]
+            d_loss, g_loss = gan.train_step(real)
+            if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
+                progress.close()
+                raise TrainingStopped(self._stopped_message(
+                    f"training diverged at epoch {epoch}, step {step + 1} (D loss {d_loss}, G loss {g_loss}); "
+                    f"try a lower --lr"), exit_code=3)
+            step_losses.append((d_loss, g_loss))
+            progress.update(step + 1, *np.mean(step_losses, axis=0))
+        seconds = time.perf_counter() - start
+        progress.close()
+
+        accuracy_real, accuracy_fake = gan.discriminator_accuracy(self.test_images, len(self.test_images))
+        d_loss, g_loss = np.mean(step_losses, axis=0)
+        row = {"epoch": epoch, "d_loss": float(d_loss), "g_loss": float(g_loss),
+               "d_accuracy_real": accuracy_real, "d_accuracy_fake": accuracy_fake,
+               "seconds": seconds, "images_per_second": steps * batch_size / seconds}
+        self.history["epochs"].append(row)
+        self.history["steps"].extend([float(d), float(g)] for d, g in step_losses)
+        self.epochs_done = epoch
+        self._save_samples(epoch)
+        self._save_checkpoint()
+        self._write_reports()
+        if not config["quiet"]:
+            self.log(f"epoch {epoch}/{config['epochs']}  D loss {row['d_loss']:.4f}  G loss {row['g_loss']:.4f}  "
+                     f"D accuracy real {accuracy_real:.3f} fake {accuracy_fake:.3f}  "
+                     f"{seconds:.1f} s  {row['images_per_second']:.0f} images/s")
+
+    def _save_samples(self, epoch):
+        samples = backend.as_numpy(self.gan.generate(self.fixed_noise))
+        picture = images.grid(data.to_uint8(samples, self.config["pixel_range"]), columns=8)
+        path = self.run_dir / "samples" / f"epoch_{epoch:03d}.png"
+        write_atomically(path, lambda stream: images.save_png(picture, stream))
+
+    def _save_checkpoint(self):
+        meta = {"epoch": self.epochs_done, "history": self.history, "seed": self.config["seed"],
+                "rng": "reseeded from (seed, epoch) at the start of every epoch"}
+        arrays = dict(self.gan.state_dict(), fixed_noise=backend.numpy_copy(self.fixed_noise),
+                      meta=np.array(json.dumps(meta)))
+        write_atomically(self.run_dir / CHECKPOINT, lambda stream: np.savez(stream, **arrays))
+
+    def _write_reports(self):
+        text = io.StringIO()
+        columns = list(self.history["epochs"][0])
+        writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.history["epochs"])
+        write_text_atomically(self.run_dir / "metrics.csv", text.getvalue())
+        steps = "step,d_loss,g_loss\n" + "".join(f"{index + 1},{d!r},{g!r}\n"
+                                                  for index, (d, g) in enumerate(self.history["steps"]))
+        write_text_atomically(self.run_dir / "steps.csv", steps)
+        write_atomically(self.run_dir / "losses.png", lambda stream: images.plot_losses(
+            self.history["steps"], self.steps_per_epoch, stream))
+        grids = [self.run_dir / "samples" / f"epoch_{e['epoch']:03d}.png" for e in self.history["epochs"]]
+        write_atomically(self.run_dir / "progress.gif", lambda stream: images.save_gif(grids, stream))
