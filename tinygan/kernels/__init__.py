@@ -43,9 +43,10 @@ def _implementation(array):
     return numba_cpu if _cpu_kernels == "numba" else reference
 
 
-def im2col(x, kernel_size, stride, padding):
-    """x (N, C, H, W) -> col (C, kh, kw, N, out_h, out_w). Arguments are (h, w) pairs."""
-    return _implementation(x).im2col(x, kernel_size, stride, padding)
+def im2col(x, kernel_size, stride, padding, out=None):
+    """x (N, C, H, W) -> col (C, kh, kw, N, out_h, out_w). Arguments are (h, w) pairs;
+    ``out``, a C-contiguous array of that shape and dtype, receives the result when given."""
+    return _implementation(x).im2col(x, kernel_size, stride, padding, out)
 
 
 def col2im(col, image_size, stride, padding):

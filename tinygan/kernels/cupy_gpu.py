@@ -59,12 +59,12 @@ _col2im_kernel = cupy.ElementwiseKernel(
 )
 
 
-def im2col(x, kernel_size, stride, padding):
+def im2col(x, kernel_size, stride, padding, out=None):
     """x (N, C, H, W) -> col (C, kh, kw, N, out_h, out_w); see reference.im2col."""
     N, C, H, W = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     out_h, out_w = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
-    col = cupy.empty((C, kh, kw, N, out_h, out_w), dtype=x.dtype)
+    col = cupy.empty((C, kh, kw, N, out_h, out_w), dtype=x.dtype) if out is None else out
     _im2col_kernel(cupy.ascontiguousarray(x), C, H, W, kh, kw, N, out_h, out_w, sh, sw, ph, pw, col)
     return col
 

@@ -48,6 +48,7 @@ def _col2im(col, x, sh, sw, ph, pw):
     _, kh, kw, _, out_h, out_w = col.shape
     for block in prange(N * C):
         n, c = block // C, block % C
+        x[n, c] = 0
         # x[n, c] belongs to this thread alone, so the += cannot race; the
         # (i, j) loop order is the reference's, so every pixel sums the same
         # values in the same order.
@@ -63,11 +64,12 @@ def _col2im(col, x, sh, sw, ph, pw):
                             x[n, c, row, column] += col[c, i, j, n, y, x_]
 
 
-def im2col(x, kernel_size, stride, padding):
+def im2col(x, kernel_size, stride, padding, out=None):
     """x (N, C, H, W) -> col (C, kh, kw, N, out_h, out_w); see reference.im2col."""
     N, C, H, W = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
-    col = np.empty((C, kh, kw, N, output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)), dtype=x.dtype)
+    shape = (C, kh, kw, N, output_size(H, kh, sh, ph), output_size(W, kw, sw, pw))
+    col = np.empty(shape, dtype=x.dtype) if out is None else out
     _im2col(np.ascontiguousarray(x), col, sh, sw, ph, pw)
     return col
 
@@ -75,6 +77,6 @@ def im2col(x, kernel_size, stride, padding):
 def col2im(col, image_size, stride, padding):
     """col (C, kh, kw, N, out_h, out_w) -> x (N, C, H, W); see reference.col2im."""
     C, _, _, N, _, _ = col.shape
-    x = np.zeros((N, C) + tuple(image_size), dtype=col.dtype)
+    x = np.empty((N, C) + tuple(image_size), dtype=col.dtype)
     _col2im(np.ascontiguousarray(col), x, stride[0], stride[1], padding[0], padding[1])
     return x

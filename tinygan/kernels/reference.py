@@ -24,14 +24,14 @@ def output_size(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def im2col(x, kernel_size, stride, padding):
-    """x (N, C, H, W) -> col (C, kh, kw, N, out_h, out_w)."""
+def im2col(x, kernel_size, stride, padding, out=None):
+    """x (N, C, H, W) -> col (C, kh, kw, N, out_h, out_w), written into ``out`` when given."""
     xp = get_array_module(x)
     N, C, H, W = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     out_h, out_w = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
     padded = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    col = xp.empty((C, kh, kw, N, out_h, out_w), dtype=x.dtype)
+    col = xp.empty((C, kh, kw, N, out_h, out_w), dtype=x.dtype) if out is None else out
     for i in range(kh):
         for j in range(kw):
             patch = padded[:, :, i:i + sh * out_h:sh, j:j + sw * out_w:sw]

@@ -1,12 +1,17 @@
 """2-D convolution (cross-correlation, as in PyTorch's Conv2d)."""
 from .. import init
+from ..backend import get_array_module
 from ..kernels import col2im, im2col, output_size
 from .layer import Layer, as_pair
 
 
-def to_rows(a):
-    """(N, C, H, W) -> (C, N*H*W): one row per channel, the batch side by side."""
-    return a.transpose(1, 0, 2, 3).reshape(a.shape[1], -1)
+def to_rows(a, out=None):
+    """(N, C, H, W) -> (C, N*H*W): one row per channel, the batch side by side (a copy, into ``out``)."""
+    if out is None:
+        return a.transpose(1, 0, 2, 3).reshape(a.shape[1], -1)
+    N, C, H, W = a.shape
+    get_array_module(a).copyto(out.reshape(C, N, H, W), a.transpose(1, 0, 2, 3))
+    return out
 
 
 def from_rows(rows, N, H, W):
@@ -52,9 +57,13 @@ class Conv2D(Layer):
         if H_out < 1 or W_out < 1:
             raise ValueError(f"Conv2D input {H}x{W} with padding {self.padding} is smaller than "
                              f"its kernel {self.kernel_size}")
-        col = im2col(x, self.kernel_size, self.stride, self.padding)
+        kh, kw = self.kernel_size
+        col_shape = (self.in_channels, kh, kw, N, H_out, W_out)
+        col = im2col(x, self.kernel_size, self.stride, self.padding, out=self.workspace("col", col_shape, x))
         self.image_size, self.col = (H, W), col
-        rows = self.params["W"].reshape(self.out_channels, -1) @ col.reshape(-1, N * H_out * W_out)
+        xp = get_array_module(x)
+        rows = xp.matmul(self.params["W"].reshape(self.out_channels, -1), col.reshape(-1, N * H_out * W_out),
+                         out=self.workspace("rows", (self.out_channels, N * H_out * W_out), x))
         y = from_rows(rows, N, H_out, W_out)
         if "b" in self.params:
             return y + self.params["b"].reshape(1, -1, 1, 1)
@@ -62,12 +71,14 @@ class Conv2D(Layer):
 
     def backward(self, dout):
         W = self.params["W"]
-        dout_rows = to_rows(dout)
+        xp = get_array_module(dout)
+        dout_rows = to_rows(dout, out=self.workspace("dout_rows", (dout.shape[1], dout.size // dout.shape[1]), dout))
         col_rows = self.col.reshape(-1, dout_rows.shape[1])
         self.grads["W"] += (dout_rows @ col_rows.T).reshape(W.shape)
         if "b" in self.params:
             self.grads["b"] += dout_rows.sum(axis=1)
-        dcol = W.reshape(self.out_channels, -1).T @ dout_rows
+        dcol = xp.matmul(W.reshape(self.out_channels, -1).T, dout_rows,
+                         out=self.workspace("dcol", col_rows.shape, dout))
         return col2im(dcol.reshape(self.col.shape), self.image_size, self.stride, self.padding)
 
     def extra_repr(self):

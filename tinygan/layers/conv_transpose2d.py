@@ -1,5 +1,6 @@
 """2-D transposed convolution (PyTorch's ConvTranspose2d)."""
 from .. import init
+from ..backend import get_array_module
 from ..kernels import col2im, im2col
 from .conv2d import from_rows, to_rows
 from .layer import Layer, as_pair
@@ -54,8 +55,12 @@ class ConvTranspose2D(Layer):
         H_out, W_out = self.output_shape(H, W)
         if H_out < 1 or W_out < 1:
             raise ValueError(f"ConvTranspose2D with padding {self.padding} leaves no output for a {H}x{W} input")
-        self.x_rows, self.input_shape = to_rows(x), x.shape
-        col = self.params["W"].reshape(self.in_channels, -1).T @ self.x_rows
+        xp = get_array_module(x)
+        self.x_rows = to_rows(x, out=self.workspace("x_rows", (self.in_channels, N * H * W), x))
+        self.input_shape = x.shape
+        col = xp.matmul(self.params["W"].reshape(self.in_channels, -1).T, self.x_rows,
+                        out=self.workspace("col", (self.out_channels * self.kernel_size[0] * self.kernel_size[1],
+                                                   N * H * W), x))
         col = col.reshape(self.out_channels, *self.kernel_size, N, H, W)
         y = col2im(col, (H_out, W_out), self.stride, self.padding)
         if "b" in self.params:
@@ -65,7 +70,10 @@ class ConvTranspose2D(Layer):
     def backward(self, dout):
         W = self.params["W"]
         N, _, H, W_in = self.input_shape
-        dcol_rows = im2col(dout, self.kernel_size, self.stride, self.padding).reshape(-1, N * H * W_in)
+        dcol_shape = (self.out_channels, *self.kernel_size, N, H, W_in)
+        dcol = im2col(dout, self.kernel_size, self.stride, self.padding,
+                      out=self.workspace("dcol", dcol_shape, dout))
+        dcol_rows = dcol.reshape(-1, N * H * W_in)
         self.grads["W"] += (self.x_rows @ dcol_rows.T).reshape(W.shape)
         if "b" in self.params:
             self.grads["b"] += dout.sum(axis=(0, 2, 3))

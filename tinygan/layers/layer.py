@@ -19,6 +19,7 @@ class Layer:
         self.params = {}
         self.grads = {}
         self.buffers = {}
+        self._workspace = {}
 
     def forward(self, x, training=True):
         raise NotImplementedError
@@ -32,6 +33,21 @@ class Layer:
     def add_param(self, name, value):
         self.params[name] = value
         self.grads[name] = backend.get_array_module(value).zeros_like(value)
+
+    def workspace(self, name, shape, like):
+        """A scratch array of ``shape`` on the device and in the dtype of ``like``, kept between calls.
+
+        Layers keep their large temporaries (im2col columns, matrix products)
+        here instead of allocating tens of MB each step: fresh memory is paid
+        for in page faults every time it is touched first. Only what stays
+        inside the layer goes here, never an array a layer returns.
+        """
+        buffer = self._workspace.get(name)
+        if (buffer is None or buffer.shape != tuple(shape) or buffer.dtype != like.dtype
+                or backend.device_of(buffer) != backend.device_of(like)):
+            buffer = backend.get_array_module(like).empty(shape, dtype=like.dtype)
+            self._workspace[name] = buffer
+        return buffer
 
     def zero_grad(self):
         for grad in self.grads.values():
