@@ -12,50 +12,62 @@ from torch import nn
 from tinygan import backend, layers
 
 
-def to_torch(model, device="cpu"):
+def torch_layer(layer, input_ndim):
+    """The nn.Module equal to one tinygan layer (same weights), given the rank of its input."""
+    p = {name: torch.from_numpy(backend.as_numpy(value).copy()) for name, value in layer.params.items()}
+    if isinstance(layer, layers.Dense):
+        module = nn.Linear(layer.in_features, layer.out_features, bias="b" in p)
+        module.weight.data = p["W"].T.contiguous()
+    elif isinstance(layer, layers.Conv2D):
+        module = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+                           bias="b" in p)
+        module.weight.data = p["W"]
+    elif isinstance(layer, layers.ConvTranspose2D):
+        module = nn.ConvTranspose2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                                    layer.padding, layer.output_padding, bias="b" in p)
+        module.weight.data = p["W"]
+    elif isinstance(layer, layers.BatchNorm):
+        kind = nn.BatchNorm1d if input_ndim == 2 else nn.BatchNorm2d
+        module = kind(layer.num_features, eps=layer.eps, momentum=layer.momentum, affine="gamma" in p)
+        if "gamma" in p:
+            module.weight.data, module.bias.data = p["gamma"], p["beta"]
+    elif isinstance(layer, layers.LeakyReLU):
+        module = nn.LeakyReLU(layer.negative_slope)
+    elif isinstance(layer, layers.ReLU):
+        module = nn.ReLU()
+    elif isinstance(layer, layers.Tanh):
+        module = nn.Tanh()
+    elif isinstance(layer, layers.Sigmoid):
+        module = nn.Sigmoid()
+    elif isinstance(layer, layers.Dropout):
+        module = nn.Dropout(layer.p)
+    elif isinstance(layer, layers.Flatten):
+        module = nn.Flatten()
+    elif isinstance(layer, layers.Reshape):
+        module = nn.Unflatten(1, layer.shape)
+    elif isinstance(layer, layers.UpSample2D):
+        module = nn.Upsample(scale_factor=layer.scale, mode="nearest")
+    else:
+        raise TypeError(f"no PyTorch translation for {type(layer).__name__}")
+    if "b" in p:
+        module.bias.data = p["b"]
+    return module
+
+
+def output_ndim(layer, input_ndim):
+    if isinstance(layer, (layers.Dense, layers.Flatten)):
+        return 2
+    if isinstance(layer, layers.Reshape):
+        return 1 + len(layer.shape)
+    return input_ndim
+
+
+def to_torch(model, input_ndim, device="cpu"):
     """An nn.Sequential equal to a tinygan Sequential, with the same weights."""
-    modules, previous = [], None
+    modules = []
     for layer in model:
-        p = {name: torch.from_numpy(backend.as_numpy(value).copy()) for name, value in layer.params.items()}
-        if isinstance(layer, layers.Dense):
-            module = nn.Linear(layer.in_features, layer.out_features, bias="b" in p)
-            module.weight.data = p["W"].T.contiguous()
-        elif isinstance(layer, layers.Conv2D):
-            module = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
-                               bias="b" in p)
-            module.weight.data = p["W"]
-        elif isinstance(layer, layers.ConvTranspose2D):
-            module = nn.ConvTranspose2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                                        layer.padding, layer.output_padding, bias="b" in p)
-            module.weight.data = p["W"]
-        elif isinstance(layer, layers.BatchNorm):
-            kind = nn.BatchNorm1d if isinstance(previous, layers.Dense) else nn.BatchNorm2d
-            module = kind(layer.num_features, eps=layer.eps, momentum=layer.momentum, affine="gamma" in p)
-            if "gamma" in p:
-                module.weight.data, module.bias.data = p["gamma"], p["beta"]
-        elif isinstance(layer, layers.LeakyReLU):
-            module = nn.LeakyReLU(layer.negative_slope)
-        elif isinstance(layer, layers.ReLU):
-            module = nn.ReLU()
-        elif isinstance(layer, layers.Tanh):
-            module = nn.Tanh()
-        elif isinstance(layer, layers.Sigmoid):
-            module = nn.Sigmoid()
-        elif isinstance(layer, layers.Dropout):
-            module = nn.Dropout(layer.p)
-        elif isinstance(layer, layers.Flatten):
-            module = nn.Flatten()
-        elif isinstance(layer, layers.Reshape):
-            module = nn.Unflatten(1, layer.shape)
-        elif isinstance(layer, layers.UpSample2D):
-            module = nn.Upsample(scale_factor=layer.scale, mode="nearest")
-        else:
-            raise TypeError(f"no PyTorch translation for {type(layer).__name__}")
-        if "b" in p:
-            module.bias.data = p["b"]
-        modules.append(module)
-        if not isinstance(layer, (layers.LeakyReLU, layers.ReLU, layers.Dropout)):
-            previous = layer
+        modules.append(torch_layer(layer, input_ndim))
+        input_ndim = output_ndim(layer, input_ndim)
     return nn.Sequential(*modules).to(device)
 
 

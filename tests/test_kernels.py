@@ -90,3 +90,66 @@ def test_numba_kernels_handle_the_dcgan_shapes():
     np.testing.assert_array_equal(col, reference.im2col(x, (5, 5), (2, 2), (2, 2)))
     np.testing.assert_array_equal(numba_cpu.col2im(col, (14, 14), (2, 2), (2, 2)),
                                   reference.col2im(col, (14, 14), (2, 2), (2, 2)))
+
+
+def elementwise_cases(seed, shape):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    x[rng.random(shape) < 0.1] = 0.0   # the kink itself: x = 0 takes the negative branch everywhere
+    return x, rng.standard_normal(shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=4), seed=st.integers(0, 2**32 - 1),
+       p=st.sampled_from([0.0, 0.1, 0.3, 0.5, 0.9]), slope=st.sampled_from([0.0, 0.01, 0.2]))
+def test_numba_elementwise_kernels_equal_the_reference_bit_for_bit(dtype, shape, seed, p, slope):
+    x, dout = (a.astype(dtype) for a in elementwise_cases(seed, shape))
+    for name, arguments in (("leaky_relu", (x, slope)), ("leaky_relu_backward", (dout, x, slope)),
+                            ("dropout", (x, p, seed))):
+        fast, slow = getattr(numba_cpu, name)(*arguments), getattr(reference, name)(*arguments)
+        assert fast.dtype == slow.dtype == dtype and fast.shape == slow.shape
+        np.testing.assert_array_equal(fast, slow, err_msg=name)
+
+
+def test_dropout_bits_are_uniform_and_independent_of_the_key():
+    bits = reference.random_bits(2024, 200_000, np)
+    assert bits.min() >= 0 and bits.max() < 2 ** reference.DROPOUT_BITS
+    counts = np.bincount((bits >> (reference.DROPOUT_BITS - 4)).astype(np.int64), minlength=16)
+    expected = len(bits) / 16
+    chi_square = ((counts - expected) ** 2 / expected).sum()
+    assert chi_square < 40   # 15 degrees of freedom: p < 0.001 above 37.7
+    other = reference.random_bits(2025, 200_000, np)
+    assert np.mean(bits == other) < 1e-3 and abs(np.corrcoef(bits, other)[0, 1]) < 0.01
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(shape=st.tuples(st.integers(2, 5), st.integers(1, 6), st.integers(1, 12)), seed=st.integers(0, 2**32 - 1))
+def test_numba_batchnorm_matches_the_reference(dtype, shape, seed):
+    rng = np.random.default_rng(seed)
+    x, dout = (rng.standard_normal(shape).astype(dtype) * 3 + 1 for _ in range(2))
+    gamma, beta = rng.uniform(0.5, 2, shape[1]).astype(dtype), rng.standard_normal(shape[1]).astype(dtype)
+    tolerance = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    fast, slow = numba_cpu.batchnorm_forward(x, gamma, beta, 1e-5), reference.batchnorm_forward(x, gamma, beta, 1e-5)
+    for a, b in zip(fast, slow):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, **tolerance)
+    x_hat, inverse_std = slow[1], slow[4]
+    for a, b in zip(numba_cpu.batchnorm_backward(dout, x_hat, gamma, inverse_std),
+                    reference.batchnorm_backward(dout, x_hat, gamma, inverse_std)):
+        np.testing.assert_allclose(a, b, **tolerance)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=4), seed=st.integers(0, 2**32 - 1),
+       p=st.sampled_from([0.0, 0.3, 0.9]), slope=st.sampled_from([0.0, 0.2]))
+def test_cupy_elementwise_kernels_equal_the_reference_bit_for_bit(dtype, shape, seed, p, slope):
+    skip_without_gpu()
+    from tinygan.kernels import cupy_gpu
+    x, dout = (a.astype(dtype) for a in elementwise_cases(seed, shape))
+    gx, gdout = backend.to_device(x, "gpu"), backend.to_device(dout, "gpu")
+    for name, cpu_arguments, gpu_arguments in (("leaky_relu", (x, slope), (gx, slope)),
+                                               ("leaky_relu_backward", (dout, x, slope), (gdout, gx, slope)),
+                                               ("dropout", (x, p, seed), (gx, p, seed))):
+        np.testing.assert_array_equal(backend.as_numpy(getattr(cupy_gpu, name)(*gpu_arguments)),
+                                      getattr(reference, name)(*cpu_arguments), err_msg=name)

@@ -1,10 +1,13 @@
-"""im2col and col2im, sent to the implementation that fits the array.
+"""The hot loops of the engine, sent to the implementation that fits the array.
 
-* ``reference``: plain slicing, readable, works on NumPy and CuPy arrays;
+im2col / col2im (the convolutions), leaky_relu and its backward, dropout, and
+training-mode batch normalisation. Each exists up to three times:
+* ``reference``: plain array code, readable, works on NumPy and CuPy arrays;
 * ``numba_cpu``: parallel Numba kernels, the default for NumPy arrays;
 * ``cupy_gpu``: CUDA elementwise kernels, always used for CuPy arrays.
-
-All three agree bit for bit (tests/test_kernels.py). ``use_cpu_kernels('numpy')``
+Where a fast implementation lacks a kernel, the reference runs in its place.
+They agree bit for bit, except batch normalisation, whose fast version sums in
+float64 (tests/test_kernels.py). ``use_cpu_kernels('numpy')``
 switches the CPU to the reference, which is how the benchmarks compare them.
 """
 from ..backend import device_of
@@ -36,22 +39,51 @@ def cpu_kernels() -> str:
     return _cpu_kernels
 
 
-def _implementation(array):
+def _implementation(array, name):
+    """The function ``name`` of the implementation for ``array``'s device (the reference where
+    the fast implementation has none)."""
     if device_of(array) == "gpu":
         from . import cupy_gpu  # compiled on first use, only on machines with a GPU
-        return cupy_gpu
-    return numba_cpu if _cpu_kernels == "numba" else reference
+        module = cupy_gpu
+    else:
+        module = numba_cpu if _cpu_kernels == "numba" else reference
+    return getattr(module, name, None) or getattr(reference, name)
 
 
 def im2col(x, kernel_size, stride, padding, out=None):
     """x (N, C, H, W) -> col (C, kh, kw, N, out_h, out_w). Arguments are (h, w) pairs;
     ``out``, a C-contiguous array of that shape and dtype, receives the result when given."""
-    return _implementation(x).im2col(x, kernel_size, stride, padding, out)
+    return _implementation(x, "im2col")(x, kernel_size, stride, padding, out)
 
 
 def col2im(col, image_size, stride, padding):
     """col (C, kh, kw, N, out_h, out_w) -> x (N, C, *image_size), the adjoint of im2col."""
-    return _implementation(col).col2im(col, image_size, stride, padding)
+    return _implementation(col, "col2im")(col, image_size, stride, padding)
 
 
-__all__ = ["im2col", "col2im", "output_size", "use_cpu_kernels", "cpu_kernels", "CPU_KERNELS"]
+def leaky_relu(x, negative_slope):
+    """y = x where x > 0, else negative_slope * x."""
+    return _implementation(x, "leaky_relu")(x, negative_slope)
+
+
+def leaky_relu_backward(dout, x, negative_slope):
+    """dL/dx = dout where x > 0, else negative_slope * dout."""
+    return _implementation(dout, "leaky_relu_backward")(dout, x, negative_slope)
+
+
+def dropout(x, p, key):
+    """x * keep / (1 - p), the mask a function of (key, element index) alone: see reference.dropout."""
+    return _implementation(x, "dropout")(x, p, key)
+
+
+def batchnorm_forward(x, gamma, beta, eps):
+    """Training-mode batch normalisation of x (N, C, M): (y, x_hat, mean, var, inverse_std)."""
+    return _implementation(x, "batchnorm_forward")(x, gamma, beta, eps)
+
+
+def batchnorm_backward(dout, x_hat, gamma, inverse_std):
+    """(dx, dgamma, dbeta) of batchnorm_forward."""
+    return _implementation(dout, "batchnorm_backward")(dout, x_hat, gamma, inverse_std)
+
+
+__all__ = ["batchnorm_forward", "batchnorm_backward", "im2col", "col2im", "leaky_relu", "leaky_relu_backward", "dropout", "output_size", "use_cpu_kernels", "cpu_kernels", "CPU_KERNELS"]

@@ -1,4 +1,4 @@
-"""im2col and col2im as CuPy elementwise kernels for the GPU.
+"""The GPU kernels: im2col, col2im and the elementwise ones, as CuPy elementwise kernels.
 
 One CUDA thread per output element, no Python loop. Same layout and summation
 order as ``reference.py``. col2im gathers per image pixel (as Chainer's GPU
@@ -6,8 +6,9 @@ col2im does) instead of scattering with atomics, so it is deterministic and
 agrees bit for bit with the CPU implementations.
 """
 import cupy
+import numpy
 
-from .reference import output_size
+from .reference import DROPOUT_BITS, output_size
 
 _im2col_kernel = cupy.ElementwiseKernel(
     "raw T x, int32 C, int32 H, int32 W, int32 kh, int32 kw, int32 N, int32 out_h, int32 out_w, "
@@ -76,3 +77,38 @@ def col2im(col, image_size, stride, padding):
     x = cupy.empty((N, C, H, W), dtype=col.dtype)
     _col2im_kernel(cupy.ascontiguousarray(col), C, H, W, kh, kw, N, out_h, out_w, sh, sw, ph, pw, x)
     return x
+
+
+_leaky_relu_kernel = cupy.ElementwiseKernel(
+    "T x, T slope", "T y", "y = x > 0 ? x : x * slope", "tinygan_leaky_relu")
+
+_leaky_relu_backward_kernel = cupy.ElementwiseKernel(
+    "T dout, T x, T slope", "T dx", "dx = x > 0 ? dout : dout * slope", "tinygan_leaky_relu_backward")
+
+_dropout_kernel = cupy.ElementwiseKernel(
+    "T x, uint64 key, uint64 threshold, T scale",
+    "T y",
+    """
+    // splitmix64's output function of (key, i): the same bits as reference.random_bits
+    unsigned long long z = (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ULL + key;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    unsigned long long bits = (z ^ (z >> 31)) >> (64 - DROPOUT_BITS);
+    y = x * (bits >= threshold ? scale : (T)0);
+    """,
+    "tinygan_dropout",
+    preamble=f"#define DROPOUT_BITS {DROPOUT_BITS}",
+)
+
+
+def leaky_relu(x, negative_slope):
+    return _leaky_relu_kernel(x, x.dtype.type(negative_slope))
+
+
+def leaky_relu_backward(dout, x, negative_slope):
+    return _leaky_relu_backward_kernel(dout, x, dout.dtype.type(negative_slope))
+
+
+def dropout(x, p, key):
+    threshold = numpy.uint64(round(p * 2 ** DROPOUT_BITS))
+    return _dropout_kernel(x, numpy.uint64(key), threshold, x.dtype.type(1 / (1 - p)))

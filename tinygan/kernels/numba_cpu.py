@@ -1,4 +1,4 @@
-"""im2col and col2im as parallel Numba kernels for the CPU.
+"""The CPU kernels: im2col, col2im and the elementwise ones, as parallel Numba kernels.
 
 Same layout and same summation order as ``reference.py``, so the results are
 identical bit for bit. Two rules keep the parallel loops race-free:
@@ -7,6 +7,8 @@ identical bit for bit. Two rules keep the parallel loops race-free:
 * col2im: a scatter (``x[...] += col[...]``) into a shared image from several
   threads would race on overlapping patches (numba issues #3681, #7133), so each
   thread owns whole (n, c) images and is the only one adding into them.
+Both work on a zero-padded image, as the reference does, so the inner loops
+copy or add without a bounds check.
 
 ``cache=True`` stores the compiled machine code next to this file, so a second
 process does not compile again.
@@ -14,54 +16,41 @@ process does not compile again.
 import numpy as np
 from numba import njit, prange
 
-from .reference import output_size
+from .reference import _GOLDEN, _MIX1, _MIX2, DROPOUT_BITS, output_size
 
 
 @njit(parallel=True, cache=True)
-def _im2col(x, col, sh, sw, ph, pw):
-    N, C, H, W = x.shape
-    _, kh, kw, _, out_h, out_w = col.shape
+def _im2col(padded, col, sh, sw):
+    C, kh, kw, N, out_h, out_w = col.shape
     # One thread per (c, i) pair: it fills col[c, i], a contiguous block, front
     # to back, so the writes stream through memory; the reads stay within one
-    # channel plane of each image, which fits in cache.
+    # channel plane of each image, which fits in cache. Reading from a padded
+    # copy of x leaves the inner loop without a bounds check.
     for block in prange(C * kh):
         c, i = block // kh, block % kh
         for j in range(kw):
             for n in range(N):
                 for y in range(out_h):
-                    row = y * sh + i - ph
-                    if row < 0 or row >= H:
-                        for x_ in range(out_w):
-                            col[c, i, j, n, y, x_] = 0
-                        continue
+                    row = y * sh + i
                     for x_ in range(out_w):
-                        column = x_ * sw + j - pw
-                        if 0 <= column < W:
-                            col[c, i, j, n, y, x_] = x[n, c, row, column]
-                        else:
-                            col[c, i, j, n, y, x_] = 0
+                        col[c, i, j, n, y, x_] = padded[n, c, row, x_ * sw + j]
 
 
 @njit(parallel=True, cache=True)
-def _col2im(col, x, sh, sw, ph, pw):
-    N, C, H, W = x.shape
-    _, kh, kw, _, out_h, out_w = col.shape
+def _col2im(col, padded, sh, sw):
+    C, kh, kw, N, out_h, out_w = col.shape
     for block in prange(N * C):
         n, c = block // C, block % C
-        x[n, c] = 0
-        # x[n, c] belongs to this thread alone, so the += cannot race; the
-        # (i, j) loop order is the reference's, so every pixel sums the same
-        # values in the same order.
+        padded[n, c] = 0
+        # padded[n, c] belongs to this thread alone, so the += cannot race;
+        # the (i, j) loop order is the reference's, so every pixel sums the
+        # same values in the same order.
         for i in range(kh):
             for j in range(kw):
                 for y in range(out_h):
-                    row = y * sh + i - ph
-                    if row < 0 or row >= H:
-                        continue
+                    row = y * sh + i
                     for x_ in range(out_w):
-                        column = x_ * sw + j - pw
-                        if 0 <= column < W:
-                            x[n, c, row, column] += col[c, i, j, n, y, x_]
+                        padded[n, c, row, x_ * sw + j] += col[c, i, j, n, y, x_]
 
 
 def im2col(x, kernel_size, stride, padding, out=None):
@@ -70,13 +59,126 @@ def im2col(x, kernel_size, stride, padding, out=None):
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     shape = (C, kh, kw, N, output_size(H, kh, sh, ph), output_size(W, kw, sw, pw))
     col = np.empty(shape, dtype=x.dtype) if out is None else out
-    _im2col(np.ascontiguousarray(x), col, sh, sw, ph, pw)
+    _im2col(np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))), col, sh, sw)
     return col
 
 
 def col2im(col, image_size, stride, padding):
     """col (C, kh, kw, N, out_h, out_w) -> x (N, C, H, W); see reference.col2im."""
     C, _, _, N, _, _ = col.shape
-    x = np.empty((N, C) + tuple(image_size), dtype=col.dtype)
-    _col2im(np.ascontiguousarray(col), x, stride[0], stride[1], padding[0], padding[1])
-    return x
+    (H, W), (ph, pw) = image_size, padding
+    padded = np.empty((N, C, H + 2 * ph, W + 2 * pw), dtype=col.dtype)
+    _col2im(np.ascontiguousarray(col), padded, stride[0], stride[1])
+    return np.ascontiguousarray(padded[:, :, ph:ph + H, pw:pw + W])
+
+
+# Elementwise kernels: one parallel pass instead of NumPy's several
+# single-threaded passes with a temporary array each. The arrays are flat
+# views of C-contiguous arrays.
+
+@njit(parallel=True, cache=True)
+def _leaky_relu(x, y, slope):
+    for i in prange(x.size):
+        value = x[i]
+        y[i] = value if value > 0 else value * slope
+
+
+@njit(parallel=True, cache=True)
+def _leaky_relu_backward(dout, x, dx, slope):
+    for i in prange(x.size):
+        dx[i] = dout[i] if x[i] > 0 else dout[i] * slope
+
+
+@njit(parallel=True, cache=True)
+def _dropout(x, y, key, threshold, scale, zero):
+    for i in prange(x.size):
+        z = np.uint64(i + 1) * np.uint64(_GOLDEN) + key
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(_MIX1)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(_MIX2)
+        bits = (z ^ (z >> np.uint64(31))) >> np.uint64(64 - DROPOUT_BITS)
+        y[i] = x[i] * (scale if bits >= threshold else zero)
+
+
+def _flat(a):
+    return np.ascontiguousarray(a).reshape(-1)
+
+
+def leaky_relu(x, negative_slope):
+    y = np.empty(x.shape, dtype=x.dtype)
+    _leaky_relu(_flat(x), y.reshape(-1), x.dtype.type(negative_slope))
+    return y
+
+
+def leaky_relu_backward(dout, x, negative_slope):
+    dx = np.empty(dout.shape, dtype=dout.dtype)
+    _leaky_relu_backward(_flat(dout), _flat(x), dx.reshape(-1), dout.dtype.type(negative_slope))
+    return dx
+
+
+def dropout(x, p, key):
+    y = np.empty(x.shape, dtype=x.dtype)
+    threshold = np.uint64(round(p * 2 ** DROPOUT_BITS))
+    _dropout(_flat(x), y.reshape(-1), np.uint64(key), threshold, x.dtype.type(1 / (1 - p)), x.dtype.type(0))
+    return y
+
+
+# Batch normalisation: one thread per channel makes every pass over that
+# channel's values (sum, squared deviations, normalise) in one kernel; the sums
+# are accumulated in float64.
+
+@njit(parallel=True, cache=True)
+def _batchnorm_forward(x, gamma, beta, eps, y, x_hat, mean, var, inverse_std):
+    N, C, M = x.shape
+    count = N * M
+    for c in prange(C):
+        total = 0.0
+        for n in range(N):
+            for j in range(M):
+                total += x[n, c, j]
+        mu = total / count
+        squares = 0.0
+        for n in range(N):
+            for j in range(M):
+                deviation = x[n, c, j] - mu
+                squares += deviation * deviation
+        inverse = 1.0 / np.sqrt(squares / count + eps)
+        mean[c], var[c], inverse_std[c] = mu, squares / count, inverse
+        for n in range(N):
+            for j in range(M):
+                normalised = (x[n, c, j] - mu) * inverse
+                x_hat[n, c, j] = normalised
+                y[n, c, j] = normalised * gamma[c] + beta[c]
+
+
+@njit(parallel=True, cache=True)
+def _batchnorm_backward(dout, x_hat, gamma, inverse_std, dx, dgamma, dbeta):
+    N, C, M = dout.shape
+    count = N * M
+    for c in prange(C):
+        sum_dout, sum_dout_x_hat = 0.0, 0.0
+        for n in range(N):
+            for j in range(M):
+                sum_dout += dout[n, c, j]
+                sum_dout_x_hat += dout[n, c, j] * x_hat[n, c, j]
+        dgamma[c], dbeta[c] = sum_dout_x_hat, sum_dout
+        scale, mean_dout, mean_dout_x_hat = gamma[c] * inverse_std[c], sum_dout / count, sum_dout_x_hat / count
+        for n in range(N):
+            for j in range(M):
+                dx[n, c, j] = scale * (dout[n, c, j] - mean_dout - x_hat[n, c, j] * mean_dout_x_hat)
+
+
+def batchnorm_forward(x, gamma, beta, eps):
+    x = np.ascontiguousarray(x)
+    C = x.shape[1]
+    y, x_hat = np.empty_like(x), np.empty_like(x)
+    mean, var, inverse_std = (np.empty(C, dtype=x.dtype) for _ in range(3))
+    _batchnorm_forward(x, gamma, beta, eps, y, x_hat, mean, var, inverse_std)
+    return y, x_hat, mean, var, inverse_std
+
+
+def batchnorm_backward(dout, x_hat, gamma, inverse_std):
+    dout = np.ascontiguousarray(dout)
+    dx = np.empty_like(dout)
+    dgamma, dbeta = np.empty(dout.shape[1], dtype=dout.dtype), np.empty(dout.shape[1], dtype=dout.dtype)
+    _batchnorm_backward(dout, x_hat, gamma, inverse_std, dx, dgamma, dbeta)
+    return dx, dgamma, dbeta

@@ -1,4 +1,4 @@
-"""im2col and col2im in plain NumPy/CuPy slicing: the readable reference.
+"""The reference kernels, in plain NumPy/CuPy: im2col, col2im, and the elementwise ones at the end.
 
 im2col unrolls every kh x kw patch of an image into a column, so that a
 convolution becomes one matrix product. Layout of the columns (channel-major,
@@ -49,3 +49,64 @@ def col2im(col, image_size, stride, padding):
         for j in range(kw):
             padded[:, :, i:i + sh * out_h:sh, j:j + sw * out_w:sw] += col[:, i, j].transpose(1, 0, 2, 3)
     return xp.ascontiguousarray(padded[:, :, ph:ph + H, pw:pw + W])
+
+
+def leaky_relu(x, negative_slope):
+    """y = x where x > 0, else negative_slope * x (in x's dtype)."""
+    xp = get_array_module(x)
+    return xp.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+
+def leaky_relu_backward(dout, x, negative_slope):
+    """dL/dx = dout where x > 0, else negative_slope * dout."""
+    xp = get_array_module(dout)
+    return xp.where(x > 0, dout, dout * dout.dtype.type(negative_slope))
+
+
+# Dropout draws its mask from a counter-based generator: the random bits of
+# element i are a hash of (key, i) (splitmix64's output function), so any
+# thread, on any device, can compute any element's bit independently, and the
+# backward pass recomputes the mask from the key instead of storing it.
+_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+DROPOUT_BITS = 24
+
+
+def random_bits(key, size, xp):
+    """24 uniformly random bits for each index 0..size-1 of the stream ``key``."""
+    z = (xp.arange(1, size + 1, dtype=xp.uint64) * xp.uint64(_GOLDEN)) + xp.uint64(key)
+    z = (z ^ (z >> xp.uint64(30))) * xp.uint64(_MIX1)
+    z = (z ^ (z >> xp.uint64(27))) * xp.uint64(_MIX2)
+    return (z ^ (z >> xp.uint64(31))) >> xp.uint64(64 - DROPOUT_BITS)
+
+
+def dropout(x, p, key):
+    """x * keep / (1 - p) with keep_i = (random_bits_i >= p 2^24): P(keep) = 1 - p (to 2^-24).
+
+    Applying it to dL/dy with the same key gives dL/dx: the same mask, the same scale.
+    """
+    xp = get_array_module(x)
+    threshold = round(p * 2 ** DROPOUT_BITS)
+    keep = random_bits(key, x.size, xp).reshape(x.shape) >= threshold
+    scale = x.dtype.type(1 / (1 - p))
+    return x * xp.where(keep, scale, x.dtype.type(0))
+
+
+def batchnorm_forward(x, gamma, beta, eps):
+    """Training-mode batch normalisation of x (N, C, M), per channel c over its N*M values.
+
+    Returns y = gamma x_hat + beta, x_hat = (x - mean) / sqrt(var + eps), and
+    mean, var (biased) and 1 / sqrt(var + eps) per channel.
+    """
+    xp = get_array_module(x)
+    mean, var = x.mean(axis=(0, 2)), x.var(axis=(0, 2))
+    inverse_std = 1 / xp.sqrt(var + eps)
+    x_hat = (x - mean[:, None]) * inverse_std[:, None]
+    return x_hat * gamma[:, None] + beta[:, None], x_hat, mean, var, inverse_std
+
+
+def batchnorm_backward(dout, x_hat, gamma, inverse_std):
+    """dL/dx, dL/dgamma, dL/dbeta of batchnorm_forward (see layers/batchnorm.py for the derivation)."""
+    dgamma, dbeta = (dout * x_hat).sum(axis=(0, 2)), dout.sum(axis=(0, 2))
+    count = dout.shape[0] * dout.shape[2]
+    dx = (gamma * inverse_std)[:, None] * (dout - (dbeta / count)[:, None] - x_hat * (dgamma / count)[:, None])
+    return dx, dgamma, dbeta

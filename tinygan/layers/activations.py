@@ -1,4 +1,5 @@
 """Elementwise activations. Each backward is dout times the local derivative."""
+from .. import kernels
 from ..backend import get_array_module
 from .layer import Layer
 
@@ -11,20 +12,22 @@ def stable_sigmoid(x):
 
 
 class LeakyReLU(Layer):
-    """y = x for x > 0, negative_slope * x otherwise;  dL/dx = dy * (1 or negative_slope)."""
+    """y = x for x > 0, negative_slope * x otherwise;  dL/dx = dy * (1 or negative_slope).
+
+    The kernels (tinygan/kernels) do both in one pass; kernels/reference.py
+    holds the two-line NumPy version.
+    """
 
     def __init__(self, negative_slope=0.2):
         super().__init__()
         self.negative_slope = negative_slope
 
     def forward(self, x, training=True):
-        xp = get_array_module(x)
-        self.positive = x > 0
-        return xp.where(self.positive, x, x * x.dtype.type(self.negative_slope))
+        self.x = x
+        return kernels.leaky_relu(x, self.negative_slope)
 
     def backward(self, dout):
-        xp = get_array_module(dout)
-        return xp.where(self.positive, dout, dout * dout.dtype.type(self.negative_slope))
+        return kernels.leaky_relu_backward(dout, self.x, self.negative_slope)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"

@@ -1,5 +1,5 @@
 """Batch normalisation over the batch (and pixel) axes, per feature/channel."""
-from .. import init
+from .. import init, kernels
 from ..backend import get_array_module
 from .layer import Layer
 
@@ -8,7 +8,9 @@ class BatchNorm(Layer):
     """y = gamma * x_hat + beta,  x_hat = (x - mean) / sqrt(var + eps).
 
     Works on (N, C) and on (N, C, H, W): the statistics of each channel C are
-    taken over the m = N (or N*H*W) values of that channel. In training mode
+    taken over the m = N (or N*H*W) values of that channel. The training-mode
+    passes run as kernels (tinygan/kernels; the NumPy reference is
+    kernels/reference.py's batchnorm_forward and batchnorm_backward). In training mode
     mean and var are the batch's (biased variance); the running estimates are
     updated as PyTorch does,
         running_mean = (1 - momentum) running_mean + momentum mean
@@ -35,41 +37,45 @@ class BatchNorm(Layer):
     def forward(self, x, training=True):
         self.check_input(x, (2, 4), "(N, C) or (N, C, H, W)", self.num_features)
         xp = get_array_module(x)
-        axes = (0,) if x.ndim == 2 else (0, 2, 3)
-        shape = (1, -1) if x.ndim == 2 else (1, -1, 1, 1)   # broadcast per channel
+        # (N, C) and (N, C, H, W) alike as (N, C, M): channel c's values are x3[:, c, :].
+        x3 = x.reshape(x.shape[0], x.shape[1], -1)
+        gamma, beta = self._affine(x)
         if training:
-            mean, var = x.mean(axis=axes), x.var(axis=axes)
-            m = x.size // x.shape[1]
+            m = x3.shape[0] * x3.shape[2]
             if m < 2:
                 raise ValueError(f"BatchNorm in training mode needs more than one value per channel, "
                                  f"got input of shape {tuple(x.shape)}")
+            y3, x_hat, mean, var, inverse_std = kernels.batchnorm_forward(x3, gamma, beta, self.eps)
             momentum = self.momentum
             self.buffers["running_mean"] = (1 - momentum) * self.buffers["running_mean"] + momentum * mean
             self.buffers["running_var"] = ((1 - momentum) * self.buffers["running_var"]
                                            + momentum * var * (m / (m - 1)))
         else:
-            mean, var = self.buffers["running_mean"], self.buffers["running_var"]
-        inverse_std = (1 / xp.sqrt(var + self.eps)).reshape(shape)
-        x_hat = (x - mean.reshape(shape)) * inverse_std
-        self.x_hat, self.inverse_std, self.axes, self.shape = x_hat, inverse_std, axes, shape
-        self.training = training
-        if "gamma" in self.params:
-            return x_hat * self.params["gamma"].reshape(shape) + self.params["beta"].reshape(shape)
-        return x_hat
+            inverse_std = 1 / xp.sqrt(self.buffers["running_var"] + self.eps)
+            x_hat = (x3 - self.buffers["running_mean"][:, None]) * inverse_std[:, None]
+            y3 = x_hat * gamma[:, None] + beta[:, None]
+        self.x_hat, self.inverse_std, self.training = x_hat, inverse_std, training
+        return y3.reshape(x.shape)
 
     def backward(self, dout):
-        x_hat, axes, shape = self.x_hat, self.axes, self.shape
-        if "gamma" in self.params:
-            self.grads["gamma"] += (dout * x_hat).sum(axis=axes)
-            self.grads["beta"] += dout.sum(axis=axes)
-            scale = self.params["gamma"].reshape(shape) * self.inverse_std
+        dout3 = dout.reshape(dout.shape[0], dout.shape[1], -1)
+        gamma, _ = self._affine(dout)
+        if self.training:
+            dx, dgamma, dbeta = kernels.batchnorm_backward(dout3, self.x_hat, gamma, self.inverse_std)
         else:
-            scale = self.inverse_std
-        if not self.training:
-            return scale * dout
-        mean_dout = dout.mean(axis=axes).reshape(shape)
-        mean_dout_x_hat = (dout * x_hat).mean(axis=axes).reshape(shape)
-        return scale * (dout - mean_dout - x_hat * mean_dout_x_hat)
+            dgamma, dbeta = (dout3 * self.x_hat).sum(axis=(0, 2)), dout3.sum(axis=(0, 2))
+            dx = (gamma * self.inverse_std)[:, None] * dout3
+        if "gamma" in self.params:
+            self.grads["gamma"] += dgamma
+            self.grads["beta"] += dbeta
+        return dx.reshape(dout.shape)
+
+    def _affine(self, like):
+        """(gamma, beta), or (1, 0) for affine=False, in like's dtype."""
+        if "gamma" in self.params:
+            return self.params["gamma"], self.params["beta"]
+        xp = get_array_module(like)
+        return xp.ones(self.num_features, dtype=like.dtype), xp.zeros(self.num_features, dtype=like.dtype)
 
     def extra_repr(self):
         return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}, affine={'gamma' in self.params}"

@@ -1,5 +1,5 @@
 """Inverted dropout."""
-from .. import backend
+from .. import backend, kernels
 from .layer import Layer
 
 
@@ -8,7 +8,11 @@ class Dropout(Layer):
 
     Scaling the kept units by 1 / (1 - p) during training keeps E[y] = x, so
     nothing changes at test time. dL/dx = dy * mask / (1 - p).
-    The mask comes from the engine's seeded generator, so runs repeat.
+
+    The mask is a function of a key and the element's index (a counter-based
+    generator, kernels/reference.py): the key comes from the engine's seeded
+    generator, so runs repeat and CPU and GPU draw the same mask; backward
+    recomputes the mask from the key instead of storing it.
     """
 
     def __init__(self, p=0.5):
@@ -19,14 +23,13 @@ class Dropout(Layer):
 
     def forward(self, x, training=True):
         if not training or self.p == 0:
-            self.scale = None
+            self.key = None
             return x
-        keep = backend.rng().random(x.shape, dtype=x.dtype) >= self.p
-        self.scale = keep * x.dtype.type(1 / (1 - self.p))
-        return x * self.scale
+        self.key = int(backend.numpy_rng().integers(2**63))
+        return kernels.dropout(x, self.p, self.key)
 
     def backward(self, dout):
-        return dout if self.scale is None else dout * self.scale
+        return dout if self.key is None else kernels.dropout(dout, self.p, self.key)
 
     def extra_repr(self):
         return f"p={self.p}"

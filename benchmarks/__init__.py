@@ -1,0 +1,1 @@
+"""tinygan's benchmarks: `python -m benchmarks --help`."""

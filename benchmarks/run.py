@@ -1,0 +1,281 @@
+"""Benchmarks: kernels, layers and whole GAN training steps, NumPy vs Numba vs CuPy, next to PyTorch.
+
+    python -m benchmarks                 # quick: about a minute on 2 CPU cores
+    python -m benchmarks --full          # more repeats, batch 64 and 128
+    python -m benchmarks --device gpu    # the CuPy backend (synchronised around every timed call)
+
+Every figure is the median of repeated calls after warm-up, with min and max.
+The terminal gets tables; a JSON file gets every figure with the machine, the
+library versions and the settings. Where PyTorch is installed, the same
+architectures built in PyTorch (benchmarks/torch_reference.py) are timed in
+the same run as a reference column; PyTorch is never needed.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import resource
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+import tinygan
+from tinygan import backend, kernels, models
+from tinygan.gan import GAN
+from tinygan.kernels import reference
+
+from .flops import model_multiply_adds, train_step_multiply_adds
+from .timing import measure
+
+# The convolutions of the dcgan architecture: (name, image (N excluded), kernel, stride, padding).
+# For a ConvTranspose2D the "image" is its output: its forward is a col2im onto it, its backward an im2col of it.
+DCGAN_CONVOLUTIONS = [
+    ("D.0 Conv2D 1->64", (1, 28, 28), 5, 2, 2),
+    ("D.3 Conv2D 64->128", (64, 14, 14), 5, 2, 2),
+    ("G.4 ConvT 256->128", (128, 7, 7), 5, 1, 2),
+    ("G.7 ConvT 128->64", (64, 14, 14), 5, 2, 2),
+    ("G.10 ConvT 64->1", (1, 28, 28), 5, 2, 2),
+]
+
+
+def load_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(os.cpu_count())
+    return torch
+
+
+def machine(device):
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
+            "gpu": backend.gpu_name() if device == "gpu" else None}
+
+
+def versions(torch):
+    import numba
+    return {"tinygan": tinygan.__version__, "python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__, "cupy": getattr(backend.cupy, "__version__", None),
+            "torch": torch.__version__ if torch else None}
+
+
+class Bench:
+    """Holds the settings of one run and the device-specific pieces."""
+
+    def __init__(self, device, full, torch):
+        self.device, self.full, self.torch = device, full, torch
+        self.repeats = 20 if full else 5
+        self.synchronize = backend.cupy.cuda.Device().synchronize if device == "gpu" else None
+        self.torch_device = "cuda" if device == "gpu" else "cpu"
+        if torch and device == "gpu" and not torch.cuda.is_available():
+            self.torch = None
+
+    def time(self, function, repeats=None, warmup=2):
+        return measure(function, repeats or self.repeats, warmup, self.synchronize)
+
+    def time_torch(self, function, repeats=None, warmup=2):
+        sync = self.torch.cuda.synchronize if self.torch_device == "cuda" else None
+        return measure(function, repeats or self.repeats, warmup, sync)
+
+    def array(self, shape, seed=0):
+        return backend.to_device(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+
+
+def matmul_peak(bench):
+    """GFLOP/s of a large float32 matrix product: the machine's ceiling for the convolutions."""
+    n = 8192 if bench.device == "gpu" else 2048
+    a, b = bench.array((n, n), 1), bench.array((n, n), 2)
+    timing = bench.time(lambda: a @ b, repeats=5)
+    return {"n": n, "seconds": timing, "gflops": 2 * n ** 3 / timing["median"] / 1e9}
+
+
+def kernel_rows(bench, batch):
+    """im2col and col2im for the dcgan's convolution shapes, each implementation."""
+    if bench.device == "gpu":
+        from tinygan.kernels import cupy_gpu
+        implementations = {"reference (CuPy)": reference, "cupy": cupy_gpu}
+    else:
+        implementations = {"numpy (reference)": reference, "numba": kernels.numba_cpu}
+    rows = []
+    for name, image, k, s, p in DCGAN_CONVOLUTIONS:
+        x = bench.array((batch,) + image)
+        pair = (k, k), (s, s), (p, p)
+        col = reference.im2col(x, *pair)
+        for implementation, module in implementations.items():
+            rows.append({"convolution": name, "implementation": implementation, "col_shape": list(col.shape),
+                         "im2col": bench.time(lambda: module.im2col(x, *pair)),
+                         "col2im": bench.time(lambda: module.col2im(col, image[1:], pair[1], pair[2]))})
+    return rows
+
+
+def record_shapes(model, x):
+    """Each layer's input array and (input shape, output shape), from one forward pass."""
+    inputs, shapes = [], []
+    for layer in model:
+        y = layer.forward(x, training=True)
+        inputs.append(x)
+        shapes.append((tuple(x.shape), tuple(y.shape)))
+        x = y
+    return inputs, shapes
+
+
+def layer_rows(bench, arch, batch):
+    """Forward and backward of every layer of G and D, each on the input it gets in training."""
+    backend.seed(0)
+    generator, discriminator = models.build(arch)
+    rows = []
+    for network, model, x in (("G", generator, bench.array((batch, 100))),
+                              ("D", discriminator, bench.array((batch, 1, 28, 28)))):
+        inputs, shapes = record_shapes(model, x)
+        for index, (layer, x_in, (in_shape, out_shape)) in enumerate(zip(model, inputs, shapes)):
+            dout = bench.array(out_shape, index)
+            layer.forward(x_in, training=True)
+            row = {"arch": arch, "layer": f"{network}.{index} {layer!r}", "input": list(in_shape),
+                   "forward": bench.time(lambda: layer.forward(x_in, training=True)),
+                   "backward": bench.time(lambda: layer.backward(dout))}
+            if bench.torch:
+                row.update(torch_layer_times(bench, layer, x_in, dout))
+            rows.append(row)
+    return rows
+
+
+def torch_layer_times(bench, layer, x_in, dout):
+    from .torch_reference import tensor, torch_layer
+    torch = bench.torch
+    module = torch_layer(layer, x_in.ndim).to(bench.torch_device).train()
+    x = tensor(x_in, bench.torch_device).requires_grad_(True)
+    grad = tensor(dout, bench.torch_device)
+    forward = bench.time_torch(lambda: module(x))
+    y = module(x)
+    backward = bench.time_torch(lambda: torch.autograd.backward(y, grad, retain_graph=True))
+    return {"torch_forward": forward, "torch_backward": backward}
+
+
+def step_rows(bench, arch, batch):
+    """One GAN.train_step (D step + G step) and the same step in PyTorch."""
+    backend.seed(0)
+    generator, discriminator = models.build(arch)
+    _, generator_shapes = record_shapes(generator, bench.array((batch, 100)))
+    _, discriminator_shapes = record_shapes(discriminator, bench.array((batch, 1, 28, 28)))
+    flops = 2 * train_step_multiply_adds(model_multiply_adds(generator, generator_shapes),
+                                         model_multiply_adds(discriminator, discriminator_shapes))
+    real = bench.array((batch, 1, 28, 28))
+    if bench.torch:  # translate before tinygan trains, so both start from the same weights
+        from .torch_reference import TorchGAN, tensor, to_torch
+        torch_gan = TorchGAN(to_torch(generator, 2, bench.torch_device), to_torch(discriminator, 4, bench.torch_device),
+                             device=bench.torch_device)
+        torch_real = tensor(real, bench.torch_device)
+    gan = GAN(generator, discriminator)
+    row = {"arch": arch, "batch": batch, "gflop_per_step": flops / 1e9,
+           "tinygan": bench.time(lambda: gan.train_step(real), warmup=3)}
+    if bench.torch:
+        row["torch"] = bench.time_torch(lambda: torch_gan.train_step(torch_real), warmup=3)
+    for name in ("tinygan", "torch"):
+        if name in row:
+            seconds = row[name]["median"]
+            row[name].update(images_per_second=batch / seconds, epoch_seconds=60000 / batch * seconds,
+                             gflops=flops / seconds / 1e9)
+    if "torch" in row:
+        row["ratio_to_torch"] = row["tinygan"]["median"] / row["torch"]["median"]
+    return row
+
+
+def peak_memory(bench):
+    memory = {"process_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if bench.device == "gpu":
+        pool = backend.cupy.get_default_memory_pool()
+        memory["gpu_pool_total_mb"] = pool.total_bytes() / 2**20
+        memory["gpu_pool_used_mb"] = pool.used_bytes() / 2**20
+    return memory
+
+
+def ms(timing):
+    return f"{timing['median'] * 1e3:9.2f} [{timing['min'] * 1e3:.2f}-{timing['max'] * 1e3:.2f}]"
+
+
+def print_report(report):
+    say = click.echo
+    say(f"tinygan benchmarks, {report['date']}, device {report['settings']['device']}, "
+        f"{'full' if report['settings']['full'] else 'quick'} mode")
+    say(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores"
+        + (f", {report['machine']['gpu']}" if report['machine']['gpu'] else ""))
+    say("versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v))
+    peak = report["matmul"]
+    say(f"\nmatrix product {peak['n']}x{peak['n']} float32: {peak['gflops']:.0f} GFLOP/s (the ceiling)")
+    say("\nim2col / col2im, ms: median [min-max]")
+    for row in report["kernels"]:
+        say(f"  {row['convolution']:<22} {row['implementation']:<18} im2col {ms(row['im2col'])}  "
+            f"col2im {ms(row['col2im'])}")
+    say("\nlayers, ms: median [min-max]" + ("; torch forward / backward medians" if report["versions"]["torch"]
+                                              else ""))
+    for row in report["layers"]:
+        torch_text = (f"  torch {row['torch_forward']['median'] * 1e3:7.2f} / {row['torch_backward']['median'] * 1e3:7.2f}"
+                      if "torch_forward" in row else "")
+        say(f"  {row['arch']:<6} {row['layer'][:58]:<58} fwd {ms(row['forward'])} bwd {ms(row['backward'])}"
+            + torch_text)
+    say("\ntraining step (D step + G step), ms: median [min-max]")
+    for row in report["train_step"]:
+        for name in ("tinygan", "torch"):
+            if name in row:
+                t = row[name]
+                say(f"  {row['arch']:<6} batch {row['batch']:<4} {name:<8} {ms(t)}  {t['images_per_second']:7.0f} img/s  "
+                    f"epoch {t['epoch_seconds']:6.1f} s  {t['gflops']:6.1f} GFLOP/s "
+                    f"({t['gflops'] / peak['gflops']:.0%} of the matrix-product ceiling)")
+        if "ratio_to_torch" in row:
+            say(f"  {'':<6} {'':<10} tinygan / torch = {row['ratio_to_torch']:.2f}")
+    say("\nmemory: " + ", ".join(f"{k} {v:.0f}" for k, v in report["memory"].items()))
+
+
+@click.command()
+@click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
+@click.option("--full", is_flag=True, help="More repeats, and batch 128 as well as 64.")
+@click.option("--no-torch", is_flag=True, help="Skip the PyTorch reference column even where torch is installed.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Where to write every figure [default: runs/benchmarks/<date>-<device>.json].")
+@click.option("--only", type=click.Choice(["kernels", "layers", "step"]), multiple=True,
+              help="Run only these sections (repeatable).")
+def main(device, full, no_torch, json_path, only):
+    """Time tinygan's kernels, layers and training steps (see benchmarks/run.py)."""
+    try:
+        backend.use_device(device)
+    except backend.BackendError as error:
+        sys.exit(f"Error: {error}")
+    torch = None if no_torch else load_torch()
+    bench = Bench(device, full, torch)
+    sections = set(only) or {"kernels", "layers", "step"}
+    now = datetime.datetime.now(datetime.timezone.utc)
+    batches = (64, 128) if full else (64,)
+    report = {"date": now.isoformat(timespec="seconds"), "machine": machine(device), "versions": versions(torch),
+              "settings": {"device": device, "full": full, "repeats": bench.repeats, "batches": list(batches),
+                           "cpu_kernels": kernels.cpu_kernels(), "threads": os.cpu_count(),
+                           "environment": {k: os.environ.get(k) for k in
+                                           ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "OMP_NUM_THREADS")}},
+              "matmul": matmul_peak(bench), "kernels": [], "layers": [], "train_step": []}
+    if "kernels" in sections:
+        report["kernels"] = kernel_rows(bench, 64)
+    if "layers" in sections:
+        report["layers"] = [row for arch in ("dcgan", "mlp") for row in layer_rows(bench, arch, 64)]
+    if "step" in sections:
+        report["train_step"] = [step_rows(bench, arch, batch) for arch in ("mlp", "dcgan") for batch in batches]
+    report["memory"] = peak_memory(bench)
+    print_report(report)
+    path = Path(json_path or Path("runs") / "benchmarks" / f"{now:%Y%m%d-%H%M%S}-{device}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    click.echo(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
