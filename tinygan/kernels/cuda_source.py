@@ -1,0 +1,70 @@
+"""The CUDA source of the GPU kernels, as CuPy ElementwiseKernel pieces.
+
+Each entry is (input parameters, output parameters, body). CuPy runs the body
+once per element of the output, with ``i`` that element's flat index; a
+``raw`` parameter is a whole array indexed by hand, any other is the element
+at ``i`` (or a scalar). Kept apart from cupy_gpu.py, which compiles them, so
+that tests on machines without a GPU can compile these bodies as host C++ and
+compare them with the reference (tests/test_cuda_source.py).
+"""
+from .reference import DROPOUT_BITS
+
+PREAMBLE = f"#define DROPOUT_BITS {DROPOUT_BITS}\n"
+
+GEOMETRY = ("int32 C, int32 H, int32 W, int32 kh, int32 kw, int32 N, int32 out_h, int32 out_w, "
+            "int32 sh, int32 sw, int32 ph, int32 pw")
+
+KERNELS = {
+    "im2col": ("raw T x, " + GEOMETRY, "T col", """
+    // i indexes col[c, ki, kj, n, y, x] in row-major order
+    int x_ = i % out_w;
+    int rest = i / out_w;
+    int y = rest % out_h;  rest /= out_h;
+    int n = rest % N;      rest /= N;
+    int kj = rest % kw;    rest /= kw;
+    int ki = rest % kh;
+    int c = rest / kh;
+    int row = y * sh + ki - ph;
+    int column = x_ * sw + kj - pw;
+    if (0 <= row && row < H && 0 <= column && column < W) {
+        col = x[((n * C + c) * H + row) * W + column];
+    } else {
+        col = (T)0;
+    }
+    """),
+
+    # col2im gathers per image pixel (as Chainer's GPU col2im does) instead of
+    # scattering with atomics: deterministic, and the summation order is the
+    # reference's, so the results agree bit for bit.
+    "col2im": ("raw T col, " + GEOMETRY, "T x", """
+    // i indexes x[n, c, row, column]; gather every column entry copied from this pixel
+    int column = i % W;
+    int row = (i / W) % H;
+    int c = (i / (W * H)) % C;
+    int n = i / (W * H * C);
+    T total = (T)0;
+    for (int ki = 0; ki < kh; ++ki) {
+        int dy = row + ph - ki;
+        if (dy < 0 || dy % sh != 0 || dy / sh >= out_h) continue;
+        for (int kj = 0; kj < kw; ++kj) {
+            int dx = column + pw - kj;
+            if (dx < 0 || dx % sw != 0 || dx / sw >= out_w) continue;
+            total += col[((((c * kh + ki) * kw + kj) * N + n) * out_h + dy / sh) * out_w + dx / sw];
+        }
+    }
+    x = total;
+    """),
+
+    "leaky_relu": ("T x, T slope", "T y", "y = x > 0 ? x : x * slope"),
+
+    "leaky_relu_backward": ("T dout, T x, T slope", "T dx", "dx = x > 0 ? dout : dout * slope"),
+
+    "dropout": ("T x, uint64 key, uint64 threshold, T scale", "T y", """
+    // splitmix64's output function of (key, i): the same bits as reference.random_bits
+    unsigned long long z = (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ULL + key;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    unsigned long long bits = (z ^ (z >> 31)) >> (64 - DROPOUT_BITS);
+    y = x * (bits >= threshold ? scale : (T)0);
+    """),
+}
