@@ -47,9 +47,9 @@ def test_train_writes_every_output_then_sample_and_info_work(tmp_path):
     config = json.loads((run_dir / "config.json").read_text())
     for key in ["arch", "device", "epochs", "batch_size", "lr", "beta1", "beta2", "z_dim", "noise", "seed",
                 "dataset", "data_dir", "pixel_range", "limit", "kernel_size", "depth", "label_smoothing",
-                "label_flip", "d_steps", "eval_images", "out"]:
+                "label_flip", "d_steps", "eval_images", "out", "init"]:
         assert key in config, key
-    assert config["arch"] == "dcgan" and config["seed"] == 3
+    assert config["arch"] == "dcgan" and config["seed"] == 3 and config["init"] == "normal" and config["depth"] == 0
     assert {"tinygan", "numpy", "numba", "python"} <= set(config["versions"])
 
     with open(run_dir / "metrics.csv") as stream:

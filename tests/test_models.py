@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from tinygan import (BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, LeakyReLU, Reshape, Tanh,
-                     UpSample2D, backend, models)
+from tinygan import (BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, LeakyReLU, Reshape, Tanh, UpSample2D,
+                     backend, models)
 
 
 def kinds(model):
@@ -81,10 +81,17 @@ def test_kernel_size_and_depth_options():
         models.build("gan")
 
 
-def test_weights_are_drawn_from_normal_0_002():
+def all_weights(pair):
+    return [param for model in pair for _, name, param, _ in model.parameters() if name == "W"]
+
+
+@pytest.mark.parametrize("arch", models.ARCHITECTURES)
+def test_weights_are_drawn_from_the_chosen_init(arch):
     backend.seed(0)
-    generator, discriminator = models.build("dcgan")
-    weights = np.concatenate([param.ravel() for _, name, param, _ in
-                              list(generator.parameters()) + list(discriminator.parameters()) if name == "W"])
-    assert abs(weights.mean()) < 1e-4 and abs(weights.std() - 0.02) < 2e-4
-    assert isinstance(discriminator[7], Flatten)
+    normal = np.concatenate([w.ravel() for w in all_weights(models.build(arch, init="normal"))])
+    assert abs(normal.mean()) < 1e-4 and abs(normal.std() - 0.02) < 2e-4
+    for W in all_weights(models.build(arch, init="glorot")):
+        # fan_in + fan_out = (inputs + outputs) x kernel area, for Dense, Conv2D and ConvTranspose2D alike
+        limit = np.sqrt(6 / ((W.shape[0] + W.shape[1]) * (W[0, 0].size if W.ndim == 4 else 1)))
+        assert limit * 0.9 < np.abs(W).max() <= limit
+    assert models.default_init(arch) == ("glorot" if arch.startswith("mlp") else "normal")

@@ -53,6 +53,8 @@ def cli():
               help="Convolution kernel size of the DCGANs (odd).")
 @click.option("--depth", type=click.IntRange(min=0), default=None,
               help="Extra hidden layers per network (default: 2 for mlp-deep, else 0).")
+@click.option("--init", type=click.Choice(list(models.INITS)), default=None,
+              help="Weights: normal(0, 0.02) or Glorot uniform [default: normal for the DCGANs, glorot for the MLPs].")
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="One-sided: D's target for real images is 1 - this.")
 @click.option("--label-flip", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
@@ -86,6 +88,8 @@ def train(context, **options):
         trainer = Trainer(config, resume=True, log=click.echo)
     else:
         options.pop("resume")
+        options["depth"] = models.default_depth(options["arch"]) if options["depth"] is None else options["depth"]
+        options["init"] = options["init"] or models.default_init(options["arch"])
         if options["out"] is None:
             options["out"] = str(Path("runs") / f"{options['arch']}-{time.strftime('%Y%m%d-%H%M%S')}")
         trainer = Trainer(options, log=click.echo)

@@ -82,8 +82,8 @@ def write_text_atomically(path: Path, text: str):
 
 
 def build_gan(config: dict) -> GAN:
-    generator, discriminator = models.build(config["arch"], z_dim=config["z_dim"],
-                                            kernel_size=config["kernel_size"], depth=config["depth"])
+    generator, discriminator = models.build(config["arch"], z_dim=config["z_dim"], kernel_size=config["kernel_size"],
+                                            depth=config["depth"], init=config.get("init"))
     return GAN(generator, discriminator, z_dim=config["z_dim"], lr=config["lr"],
                betas=(config["beta1"], config["beta2"]), noise=config["noise"],
                label_smoothing=config["label_smoothing"], label_flip=config["label_flip"],
