@@ -74,9 +74,9 @@ def versions(torch):
 class Bench:
     """Holds the settings of one run and the device-specific pieces."""
 
-    def __init__(self, device, full, torch):
+    def __init__(self, device, full, torch, repeats=None):
         self.device, self.full, self.torch = device, full, torch
-        self.repeats = 20 if full else 5
+        self.repeats = repeats or (20 if full else 5)
         self.synchronize = backend.cupy.cuda.Device().synchronize if device == "gpu" else None
         self.torch_device = "cuda" if device == "gpu" else "cpu"
         if torch and device == "gpu" and not torch.cuda.is_available():
@@ -246,14 +246,16 @@ def print_report(report):
               help="Where to write every figure [default: runs/benchmarks/<date>-<device>.json].")
 @click.option("--only", type=click.Choice(["kernels", "layers", "step"]), multiple=True,
               help="Run only these sections (repeatable).")
-def main(device, full, no_torch, json_path, only):
+@click.option("--repeats", type=click.IntRange(min=1), default=None,
+              help="Timed calls per figure [default: 5, or 20 with --full].")
+def main(device, full, no_torch, json_path, only, repeats):
     """Time tinygan's kernels, layers and training steps (see benchmarks/run.py)."""
     try:
         backend.use_device(device)
     except backend.BackendError as error:
         sys.exit(f"Error: {error}")
     torch = None if no_torch else load_torch()
-    bench = Bench(device, full, torch)
+    bench = Bench(device, full, torch, repeats)
     sections = set(only) or {"kernels", "layers", "step"}
     now = datetime.datetime.now(datetime.timezone.utc)
     batches = (64, 128) if full else (64,)

@@ -193,3 +193,17 @@ def test_no_network_is_one_error_naming_the_file_and_data_dir(clean_environment,
     monkeypatch.setitem(data.DATASETS, "mnist", mnist)
     with pytest.raises(data.DataError, match=r"could not download train-images-idx3-ubyte.gz .*point --data-dir"):
         data.load("mnist")
+
+
+@requires_mnist
+def test_fashion_mnist_uses_the_same_loader_and_its_md5_digests(mirror, clean_environment):
+    """Fashion-MNIST has MNIST's format; its authors publish MD5 digests, which the downloader checks."""
+    stand_in = data.load("fashion-mnist", SHARED_MNIST)   # a directory the user names is read as is
+    assert stand_in.test_images.shape == (10000, 1, 28, 28)
+    assert all(algorithm == "md5" for algorithm, _ in data.DATASETS["fashion-mnist"]["digests"].values())
+    name = "t10k-labels-idx1-ubyte.gz"
+    md5 = hashlib.md5((SHARED_MNIST / name).read_bytes()).hexdigest()
+    cache = data.cache_directory("fashion-mnist")
+    assert data.download_file(name, cache, [mirror], ("md5", md5)) == cache / name
+    with pytest.raises(data.DataError, match="md5 .* is not the published bb300cfd"):
+        data.download_file(name, cache, [mirror], data.DATASETS["fashion-mnist"]["digests"][name])

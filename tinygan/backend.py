@@ -10,9 +10,10 @@ holds the few pieces of global state the engine has:
 * the random generators (``seed(s)``), so that one seed fixes weights, noise,
   dropout masks and shuffling.
 
-Weights are always drawn on the CPU (``numpy_rng()``) and then moved, so a seed
-gives the same initial weights on both devices. Per-step randomness (noise,
-dropout) is drawn by ``rng()`` on the current device, to avoid a copy per step.
+Weights and dropout keys are always drawn on the CPU (``numpy_rng()``), so a
+seed gives the same initial weights and dropout masks on both devices. The
+noise of each step is drawn by ``rng()`` on the current device, to avoid a
+copy per step.
 """
 from __future__ import annotations
 

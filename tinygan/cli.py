@@ -18,6 +18,8 @@ from .trainer import Trainer, TrainingStopped, build_gan, load_checkpoint, load_
 
 # Errors that a user's input causes; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, data.DataError, backend.BackendError, FileNotFoundError, NotADirectoryError)
+# Raised by click >= 8.2 for a bare `python -m tinygan`.
+NO_ARGUMENTS = getattr(click.exceptions, "NoArgsIsHelpError", ())
 # What --resume may change: where the data is and how the run is watched, and how long it goes on.
 RESUMABLE = {"resume", "epochs", "device", "quiet", "data_dir"}
 
@@ -155,6 +157,8 @@ def info(data_dir):
 def main(argv=None):
     try:
         cli.main(args=argv, prog_name="python -m tinygan", standalone_mode=False)
+    except NO_ARGUMENTS as error:  # plain `python -m tinygan`: the help, not an error
+        click.echo(error.format_message())
     except click.ClickException as error:
         click.echo(f"Error: {error.format_message()}", err=True)
         sys.exit(error.exit_code)

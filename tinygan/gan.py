@@ -36,9 +36,9 @@ class GAN:
         self.discriminator_optimizer = Adam(discriminator.parameters(), lr=lr, betas=betas)
         self.loss = BCEWithLogits()
 
-    def sample_noise(self, n):
-        """z ~ N(0, 1) or U(-1, 1), (n, z_dim), on the current device."""
-        rng, dtype = backend.rng(), backend.get_default_dtype()
+    def sample_noise(self, n, rng=None):
+        """z ~ N(0, 1) or U(-1, 1), (n, z_dim), from ``rng`` (default: the current device's generator)."""
+        rng, dtype = rng or backend.rng(), backend.get_default_dtype()
         if self.noise == "normal":
             return rng.standard_normal((n, self.z_dim), dtype=dtype)
         return (rng.random((n, self.z_dim), dtype=dtype) * 2 - 1).astype(dtype, copy=False)

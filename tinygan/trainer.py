@@ -151,7 +151,7 @@ class Trainer:
         self.test_images = backend.to_device(dataset.test_images[:eval_images])
         self.gan = build_gan(config)
         fixed_rng = np.random.default_rng(np.random.SeedSequence([config["seed"], 2**32 - 1]))
-        self.fixed_noise = self._noise_from(fixed_rng, SAMPLE_GRID)
+        self.fixed_noise = backend.to_device(self.gan.sample_noise(SAMPLE_GRID, fixed_rng))
         self.history = {"epochs": [], "steps": []}
         self.epochs_done = 0
         if resume:
@@ -161,11 +161,6 @@ class Trainer:
             (self.run_dir / "samples").mkdir(exist_ok=True)
             saved = dict(config, versions=library_versions())
             write_text_atomically(self.run_dir / "config.json", json.dumps(saved, indent=2) + "\n")
-
-    def _noise_from(self, rng, n):
-        z = rng.standard_normal((n, self.config["z_dim"])) if self.config["noise"] == "normal" \
-            else rng.uniform(-1, 1, (n, self.config["z_dim"]))
-        return backend.to_device(z.astype(backend.get_default_dtype()))
 
     def _resume(self):
         meta, arrays = load_checkpoint(self.run_dir)
