@@ -1,6 +1,7 @@
 """The command line, end to end: training writes every output, resume equals never stopping, errors are one line."""
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,10 @@ def test_train_writes_every_output_then_sample_and_info_work(tmp_path):
     assert Image.open(run_dir / "losses.png").size[0] > 100
     gif = Image.open(run_dir / "progress.gif")
     assert gif.n_frames == 2
+    umask = os.umask(0)
+    os.umask(umask)
+    for written in ("config.json", "metrics.csv", "checkpoint.npz", "losses.png", "samples/epoch_001.png"):
+        assert (run_dir / written).stat().st_mode & 0o777 == 0o666 & ~umask, written   # not mkstemp's 0600
     arrays = checkpoint_arrays(run_dir)
     assert {"generator/0.W", "discriminator/0.W", "generator_optimizer/steps", "discriminator_optimizer/0.m",
             "fixed_noise"} <= set(arrays)

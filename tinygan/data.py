@@ -22,13 +22,14 @@ import hashlib
 import http.client
 import os
 import struct
-import tempfile
 import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .files import write_atomically
 
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -110,46 +111,37 @@ def mirrors(dataset: str):
     return extra + DATASETS[dataset]["mirrors"]
 
 
-def file_digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download_file(name: str, directory: Path, mirror_urls, expected, timeout=30.0) -> Path:
     """Fetch ``name`` from the first mirror that serves it with the expected digest.
 
-    The bytes go to a temporary file in ``directory``, are checked, and only
-    then renamed to ``name`` (an atomic rename on one file system), so an
-    interrupted or corrupt transfer never leaves a file under the final name.
+    The bytes are hashed as they arrive and written atomically (files.py): an
+    interrupted transfer or a wrong digest raises inside the write, so nothing
+    ever carries the final name but a complete, verified file.
     """
     algorithm, digest = expected
     directory.mkdir(parents=True, exist_ok=True)
     failures = []
     for mirror in mirror_urls:
         url = mirror.rstrip("/") + "/" + name
-        handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
-        try:
-            with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+
+        def fetch(stream):
+            hasher, received = hashlib.new(algorithm), 0
+            with urllib.request.urlopen(url, timeout=timeout) as response:
                 expected_length = response.headers.get("Content-Length")
-                received = 0
                 for block in iter(lambda: response.read(1 << 16), b""):
-                    out.write(block)
+                    stream.write(block)
+                    hasher.update(block)
                     received += len(block)
             if expected_length is not None and received != int(expected_length):
                 raise OSError(f"transfer interrupted after {received} of {expected_length} bytes")
-            actual = file_digest(Path(temporary), algorithm)
-            if actual != digest:
-                raise OSError(f"{algorithm} {actual} is not the published {digest}")
-            os.replace(temporary, directory / name)
+            if hasher.hexdigest() != digest:
+                raise OSError(f"{algorithm} {hasher.hexdigest()} is not the published {digest}")
+
+        try:
+            write_atomically(directory / name, fetch)
             return directory / name
         except (OSError, http.client.HTTPException, ValueError) as error:  # URLError is an OSError
             failures.append(f"{url}: {type(error).__name__}: {error}")
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
     raise DataError(f"could not download {name} ({'; '.join(failures)}); with no network, point --data-dir "
                     f"(or TINYGAN_DATA) at a directory holding the four IDX .gz files")
 

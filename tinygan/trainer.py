@@ -21,16 +21,15 @@ import csv
 import io
 import json
 import math
-import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__, backend, data, images, kernels, models
+from .files import write_atomically
 from .gan import GAN
 
 CHECKPOINT = "checkpoint.npz"
@@ -61,20 +60,6 @@ def library_versions():
     versions["cupy"] = getattr(backend.cupy, "__version__", None)
     versions["gpu"] = backend.gpu_name() if backend.current_device() == "gpu" else None
     return versions
-
-
-def write_atomically(path: Path, write):
-    """Run write(stream) into a temporary file beside ``path``, then rename it over ``path``."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def write_text_atomically(path: Path, text: str):
