@@ -40,7 +40,7 @@ def checkpoint_arrays(run_dir):
 
 def test_train_writes_every_output_then_sample_and_info_work(tmp_path):
     run_dir = tmp_path / "run"
-    result = tinygan("train", "--arch", "dcgan", "--epochs", 2, "--out", run_dir, "--seed", 3, *QUICK)
+    result = tinygan("train", "--arch", "dcgan", "--epochs", 2, "--out", run_dir, "--seed", 3, *QUICK, "--limit", 256)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert "epoch 2/2" in result.stdout and "images/s" in result.stdout
@@ -60,7 +60,7 @@ def test_train_writes_every_output_then_sample_and_info_work(tmp_path):
         assert 0 <= float(row["d_accuracy_real"]) <= 1 and 0 <= float(row["d_accuracy_fake"]) <= 1
         assert float(row["seconds"]) > 0 and float(row["images_per_second"]) > 0
         assert np.isfinite(float(row["d_loss"])) and np.isfinite(float(row["g_loss"]))
-    assert len((run_dir / "steps.csv").read_text().splitlines()) == 1 + 2 * 2   # header + 2 steps x 2 epochs
+    assert len((run_dir / "steps.csv").read_text().splitlines()) == 1 + 2 * 4   # header + 4 steps x 2 epochs
 
     from PIL import Image
     for epoch in (1, 2):
@@ -76,7 +76,7 @@ def test_train_writes_every_output_then_sample_and_info_work(tmp_path):
     arrays = checkpoint_arrays(run_dir)
     assert {"generator/0.W", "discriminator/0.W", "generator_optimizer/steps", "discriminator_optimizer/0.m",
             "fixed_noise"} <= set(arrays)
-    assert int(arrays["generator_optimizer/steps"]) == 4
+    assert int(arrays["generator_optimizer/steps"]) == 8
 
     result = tinygan("sample", "--checkpoint", run_dir, "--n", 100, "--out", tmp_path / "samples.npy")
     assert result.returncode == 0, result.stderr

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from tinygan.kernels import output_size, reference
 from tinygan.kernels.cuda_source import KERNELS, PREAMBLE
+from strategies import conv_geometry
 
 COMPILER = shutil.which("c++") or shutil.which("g++")
 SCALAR_ARRAYS = {"slope", "scale"}          # T-typed inputs the wrappers pass as one value
@@ -68,17 +69,8 @@ def scalar(dtype):
     return ctypes.c_float if dtype == np.float32 else ctypes.c_double
 
 
-@st.composite
-def geometry(draw):
-    kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    image = tuple(draw(st.integers(max(1, k - 2 * p), k - 2 * p + 7)) for k, p in zip(kernel, padding))
-    return (draw(st.integers(1, 3)), draw(st.integers(1, 3))) + image, kernel, stride, padding, draw(st.integers(0, 2**32 - 1))
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@given(g=geometry())
+@given(g=conv_geometry())
 def test_cuda_im2col_and_col2im_bodies_equal_the_reference(host_kernels, dtype, g):
     shape, kernel, stride, padding, seed = g
     rng = np.random.default_rng(seed)

@@ -7,17 +7,7 @@ from hypothesis import strategies as st
 from tinygan import backend
 from tinygan.kernels import numba_cpu, output_size, reference
 from conftest import skip_without_gpu
-
-
-@st.composite
-def conv_geometry(draw):
-    """Batch, channels, image, kernel, stride and padding with at least one output pixel."""
-    kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    image = tuple(draw(st.integers(max(1, k - 2 * p), k - 2 * p + 7)) for k, p in zip(kernel, padding))
-    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3))) + image
-    return shape, kernel, stride, padding, draw(st.integers(0, 2**32 - 1))
+from strategies import conv_geometry
 
 
 def naive_im2col(x, kernel, stride, padding):
