@@ -12,6 +12,8 @@ the same run as a reference column; PyTorch is never needed.
 """
 from __future__ import annotations
 
+import tinygan  # noqa: I001  first, so that its thread settings (tinygan/threads.py) precede NumPy's loading
+
 import datetime
 import json
 import os
@@ -23,7 +25,6 @@ from pathlib import Path
 import click
 import numpy as np
 
-import tinygan
 from tinygan import backend, kernels, models
 from tinygan.gan import GAN
 from tinygan.kernels import reference

@@ -7,7 +7,9 @@ threads spin for a while after their work is done, hoping for more. On a
 product, and a spinning OpenBLAS thread from the next Numba kernel: a DCGAN
 step measured about 25% slower that way. Letting idle threads sleep at once
 removes that. Both libraries read these variables when they load, so this
-module runs before NumPy is imported; a value set by the user is kept.
+module runs before tinygan imports NumPy; a value set by the user is kept. A
+script that imports NumPy before tinygan keeps OpenBLAS's default: export
+OPENBLAS_THREAD_TIMEOUT=4 to get the same effect there.
 """
 import os
 
