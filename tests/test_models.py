@@ -95,3 +95,21 @@ def test_weights_are_drawn_from_the_chosen_init(arch):
         limit = np.sqrt(6 / ((W.shape[0] + W.shape[1]) * (W[0, 0].size if W.ndim == 4 else 1)))
         assert limit * 0.9 < np.abs(W).max() <= limit
     assert models.default_init(arch) == ("glorot" if arch.startswith("mlp") else "normal")
+
+
+def test_discriminator_accuracy_uses_batch_statistics_and_leaves_the_model_as_it_was():
+    from tinygan.gan import GAN
+    backend.seed(0)
+    gan = GAN(*models.build("dcgan"))
+    images = np.random.default_rng(0).uniform(-1, 1, (128, 1, 28, 28)).astype(np.float32)
+    gan.train_step(images[:64])
+    before = gan.discriminator.state_dict()
+    p = [layer.p for layer in gan.discriminator if isinstance(layer, Dropout)]
+    first = gan.discriminator_accuracy(images, 128)
+    assert 0 <= first[0] <= 1 and 0 <= first[1] <= 1
+    for key, value in gan.discriminator.state_dict().items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)   # running statistics untouched
+    assert [layer.p for layer in gan.discriminator if isinstance(layer, Dropout)] == p
+    # No dropout, batch statistics: the real images get the same verdict every time.
+    backend.seed(1)
+    assert gan.discriminator_accuracy(images, 128)[0] == first[0]

@@ -16,6 +16,7 @@ other class's target with that probability.
 import numpy as np
 
 from . import backend
+from .layers import BatchNorm, Dropout
 from .losses import BCEWithLogits
 from .optimizers import Adam
 
@@ -77,17 +78,36 @@ class GAN:
         return xp.concatenate([self.generator.forward(z[start:start + batch_size], training=False)
                                for start in range(0, len(z), batch_size)])
 
-    def discriminator_accuracy(self, real_images, n_fake, batch_size=500):
-        """Fraction of real images D calls real (logit > 0) and of n_fake generated ones it calls fake."""
+    def discriminator_accuracy(self, real_images, n_fake, batch_size=64):
+        """Fraction of real images D calls real (logit > 0) and of n_fake generated ones it calls fake.
+
+        D is asked as it is trained: on batches that are all real or all fake,
+        its BatchNorm normalising each batch by the batch's own statistics, but
+        with dropout off and its running statistics left alone. In eval mode
+        the running statistics, which average real and fake batches, shift its
+        verdicts: after two dcgan epochs on MNIST it called 99.85% of the real
+        test images fake that way.
+        """
         D = self.discriminator
+        dropouts = [layer for layer in D if isinstance(layer, Dropout)]
+        norms = [layer for layer in D if isinstance(layer, BatchNorm)]
+        saved_p, saved_buffers = [layer.p for layer in dropouts], [dict(layer.buffers) for layer in norms]
 
         def fraction_real(images):
-            calls = [D.forward(images[start:start + batch_size], training=False) > 0
+            calls = [D.forward(images[start:start + batch_size], training=True) > 0
                      for start in range(0, len(images), batch_size)]
             return float(sum(int(call.sum()) for call in calls)) / len(images)
 
-        accuracy_real = fraction_real(real_images)
-        accuracy_fake = 1.0 - fraction_real(self.generate(self.sample_noise(n_fake), batch_size))
+        try:
+            for layer in dropouts:
+                layer.p = 0.0
+            accuracy_real = fraction_real(real_images)
+            accuracy_fake = 1.0 - fraction_real(self.generate(self.sample_noise(n_fake)))
+        finally:
+            for layer, p in zip(dropouts, saved_p):
+                layer.p = p
+            for layer, buffers in zip(norms, saved_buffers):
+                layer.buffers.update(buffers)
         return accuracy_real, accuracy_fake
 
     def state_dict(self):

@@ -198,7 +198,7 @@ class Trainer:
         seconds = time.perf_counter() - start
         progress.close()
 
-        accuracy_real, accuracy_fake = gan.discriminator_accuracy(self.test_images, len(self.test_images))
+        accuracy_real, accuracy_fake = gan.discriminator_accuracy(self.test_images, len(self.test_images), batch_size)
         d_loss, g_loss = np.mean(step_losses, axis=0)
         row = {"epoch": epoch, "d_loss": float(d_loss), "g_loss": float(g_loss),
                "d_accuracy_real": accuracy_real, "d_accuracy_fake": accuracy_fake,
