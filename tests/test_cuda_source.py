@@ -18,7 +18,7 @@ from tinygan.kernels.cuda_source import KERNELS, PREAMBLE
 from strategies import conv_geometry
 
 COMPILER = shutil.which("c++") or shutil.which("g++")
-SCALAR_ARRAYS = {"slope", "scale"}          # T-typed inputs the wrappers pass as one value
+SCALAR_ARRAYS = {"slope", "scale", "step_size", "beta1", "beta2", "root_correction2", "eps"}  # passed as one value
 C_TYPES = {"int32": "int", "uint64": "unsigned long long", "T": "T"}
 CTYPES = {"int32": ctypes.c_int, "uint64": ctypes.c_ulonglong}
 
@@ -48,7 +48,7 @@ def host_function(name, inputs, outputs, body, suffix):
 def host_kernels(tmp_path_factory):
     if COMPILER is None:
         pytest.skip("no C++ compiler to build the CUDA bodies for the host")
-    source = [PREAMBLE, 'extern "C" {\n']
+    source = ["#include <cmath>\nusing std::sqrt;\n", PREAMBLE, 'extern "C" {\n']
     for suffix, c_type in (("float32", "float"), ("float64", "double")):
         source.append(f"#define T {c_type}\n")
         source += [host_function(name, *spec, suffix) for name, spec in KERNELS.items()]
@@ -107,3 +107,21 @@ def test_cuda_elementwise_bodies_equal_the_reference(host_kernels, dtype, size, 
     getattr(host_kernels, f"dropout_{suffix}")(pointer(x), ctypes.c_ulonglong(seed), ctypes.c_ulonglong(threshold),
                                               real(1 / (1 - p)), pointer(result), ctypes.c_longlong(size))
     np.testing.assert_array_equal(result, reference.dropout(x, p, seed))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(size=st.integers(1, 500), seed=st.integers(0, 2**32 - 1), step=st.integers(1, 50))
+def test_cuda_adam_body_matches_the_reference(host_kernels, dtype, size, seed, step):
+    rng = np.random.default_rng(seed)
+    param, grad, m = (rng.standard_normal(size).astype(dtype) for _ in range(3))
+    v = rng.uniform(0, 2, size).astype(dtype)
+    device, host = [a.copy() for a in (param, m, v)], [a.copy() for a in (param, m, v)]
+    real = scalar(dtype)
+    lr, beta1, beta2, eps = 1e-3, 0.5, 0.999, 1e-8
+    getattr(host_kernels, f"adam_update_{np.dtype(dtype).name}")(
+        pointer(grad), real(lr / (1 - beta1 ** step)), real(beta1), real(beta2), real((1 - beta2 ** step) ** 0.5),
+        real(eps), *map(pointer, device), ctypes.c_longlong(size))
+    reference.adam_update(host[0], grad, host[1], host[2], lr, beta1, beta2, eps, step)
+    tolerance = dict(rtol=2e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-15)
+    for a, b in zip(device, host):
+        np.testing.assert_allclose(a, b, **tolerance)

@@ -143,3 +143,19 @@ def test_cupy_elementwise_kernels_equal_the_reference_bit_for_bit(dtype, shape, 
                                                ("dropout", (x, p, seed), (gx, p, seed))):
         np.testing.assert_array_equal(backend.as_numpy(getattr(cupy_gpu, name)(*gpu_arguments)),
                                       getattr(reference, name)(*cpu_arguments), err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(size=st.integers(1, 500), seed=st.integers(0, 2**32 - 1), step=st.integers(1, 50))
+def test_numba_adam_matches_the_reference(dtype, size, seed, step):
+    rng = np.random.default_rng(seed)
+    param, grad, m = (rng.standard_normal(size).astype(dtype) for _ in range(3))
+    v = rng.uniform(0, 2, size).astype(dtype)
+    fast, slow = [a.copy() for a in (param, m, v)], [a.copy() for a in (param, m, v)]
+    numba_cpu.adam_update(fast[0], grad, fast[1], fast[2], 1e-3, 0.5, 0.999, 1e-8, step)
+    reference.adam_update(slow[0], grad, slow[1], slow[2], 1e-3, 0.5, 0.999, 1e-8, step)
+    tolerance = dict(rtol=1e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-15)
+    for a, b in zip(fast, slow):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, **tolerance)
+    assert not np.array_equal(fast[0], param)   # the step happened, in place

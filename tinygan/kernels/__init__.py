@@ -1,13 +1,13 @@
 """The hot loops of the engine, sent to the implementation that fits the array.
 
-im2col / col2im (the convolutions), leaky_relu and its backward, dropout, and
-training-mode batch normalisation. Each exists up to three times:
+im2col / col2im (the convolutions), leaky_relu and its backward, dropout,
+training-mode batch normalisation and the Adam update. Each exists up to three times:
 * ``reference``: plain array code, readable, works on NumPy and CuPy arrays;
 * ``numba_cpu``: parallel Numba kernels, the default for NumPy arrays;
 * ``cupy_gpu``: CUDA elementwise kernels, always used for CuPy arrays.
 Where a fast implementation lacks a kernel, the reference runs in its place.
-They agree bit for bit, except batch normalisation, whose fast version sums in
-float64 (tests/test_kernels.py). ``use_cpu_kernels('numpy')``
+They agree bit for bit, except batch normalisation and Adam, whose fast
+versions compute in float64 (tests/test_kernels.py). ``use_cpu_kernels('numpy')``
 switches the CPU to the reference, which is how the benchmarks compare them.
 """
 from ..backend import device_of
@@ -86,4 +86,9 @@ def batchnorm_backward(dout, x_hat, gamma, inverse_std):
     return _implementation(dout, "batchnorm_backward")(dout, x_hat, gamma, inverse_std)
 
 
-__all__ = ["batchnorm_forward", "batchnorm_backward", "im2col", "col2im", "leaky_relu", "leaky_relu_backward", "dropout", "output_size", "use_cpu_kernels", "cpu_kernels", "CPU_KERNELS"]
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
+    """One Adam step at step number ``step`` (from 1), in place on param, m and v."""
+    return _implementation(param, "adam_update")(param, grad, m, v, lr, beta1, beta2, eps, step)
+
+
+__all__ = ["adam_update", "batchnorm_forward", "batchnorm_backward", "im2col", "col2im", "leaky_relu", "leaky_relu_backward", "dropout", "output_size", "use_cpu_kernels", "cpu_kernels", "CPU_KERNELS"]

@@ -67,4 +67,11 @@ KERNELS = {
     unsigned long long bits = (z ^ (z >> 31)) >> (64 - DROPOUT_BITS);
     y = x * (bits >= threshold ? scale : (T)0);
     """),
+
+    # One Adam step, in place on param, m and v (see optimizers.Adam).
+    "adam_update": ("T grad, T step_size, T beta1, T beta2, T root_correction2, T eps", "T param, T m, T v", """
+    m = beta1 * m + (1 - beta1) * grad;
+    v = beta2 * v + (1 - beta2) * grad * grad;
+    param -= step_size * m / (sqrt(v) / root_correction2 + eps);
+    """),
 }

@@ -45,3 +45,9 @@ def leaky_relu_backward(dout, x, negative_slope):
 def dropout(x, p, key):
     threshold = numpy.uint64(round(p * 2 ** DROPOUT_BITS))
     return _kernels["dropout"](x, numpy.uint64(key), threshold, x.dtype.type(1 / (1 - p)))
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
+    t = param.dtype.type
+    _kernels["adam_update"](grad, t(lr / (1 - beta1 ** step)), t(beta1), t(beta2), t((1 - beta2 ** step) ** 0.5),
+                            t(eps), param, m, v)

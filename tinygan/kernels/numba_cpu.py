@@ -182,3 +182,21 @@ def batchnorm_backward(dout, x_hat, gamma, inverse_std):
     dgamma, dbeta = np.empty(dout.shape[1], dtype=dout.dtype), np.empty(dout.shape[1], dtype=dout.dtype)
     _batchnorm_backward(dout, x_hat, gamma, inverse_std, dx, dgamma, dbeta)
     return dx, dgamma, dbeta
+
+
+@njit(parallel=True, cache=True)
+def _adam_update(param, grad, m, v, step_size, beta1, beta2, root_correction2, eps):
+    for i in prange(param.size):
+        g = grad[i]
+        m[i] = beta1 * m[i] + (1 - beta1) * g
+        v[i] = beta2 * v[i] + (1 - beta2) * g * g
+        param[i] -= step_size * m[i] / (np.sqrt(v[i]) / root_correction2 + eps)
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
+    """One pass over the four arrays instead of NumPy's eight (see reference.adam_update)."""
+    if not all(a.flags.c_contiguous for a in (param, grad, m, v)):   # in place needs flat views
+        from .reference import adam_update as fallback
+        return fallback(param, grad, m, v, lr, beta1, beta2, eps, step)
+    _adam_update(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
+                 lr / (1 - beta1 ** step), beta1, beta2, (1 - beta2 ** step) ** 0.5, eps)

@@ -110,3 +110,14 @@ def batchnorm_backward(dout, x_hat, gamma, inverse_std):
     count = dout.shape[0] * dout.shape[2]
     dx = (gamma * inverse_std)[:, None] * (dout - (dbeta / count)[:, None] - x_hat * (dgamma / count)[:, None])
     return dx, dgamma, dbeta
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
+    """One Adam step, in place on param, m and v (the formula is in optimizers.Adam)."""
+    xp = get_array_module(param)
+    m *= beta1
+    m += (1 - beta1) * grad
+    v *= beta2
+    v += (1 - beta2) * grad * grad
+    correction1, correction2 = 1 - beta1 ** step, 1 - beta2 ** step
+    param -= (lr / correction1) * m / (xp.sqrt(v) / correction2 ** 0.5 + eps)
