@@ -1,7 +1,9 @@
-"""The CPU kernels: im2col, col2im and the elementwise ones, as parallel Numba kernels.
+"""The CPU kernels as parallel Numba kernels: im2col, col2im, the elementwise ones, BatchNorm, Adam.
 
-Same layout and same summation order as ``reference.py``, so the results are
-identical bit for bit. Two rules keep the parallel loops race-free:
+im2col, col2im, LeakyReLU and Dropout keep the layout and the summation order
+of ``reference.py``, so their results are identical bit for bit; BatchNorm and
+Adam compute in float64 and agree to rounding. Two rules keep the parallel
+convolution loops race-free:
 
 * im2col: each (c, i) pair (channel, kernel row) writes its own block ``col[c, i]``.
 * col2im: a scatter (``x[...] += col[...]``) into a shared image from several
@@ -16,7 +18,7 @@ process does not compile again.
 import numpy as np
 from numba import njit, prange
 
-from .reference import _GOLDEN, _MIX1, _MIX2, DROPOUT_BITS, output_size
+from .reference import DROPOUT_BITS, SPLITMIX64_GOLDEN, SPLITMIX64_MIX1, SPLITMIX64_MIX2, output_size
 
 
 @njit(parallel=True, cache=True)
@@ -92,9 +94,9 @@ def _leaky_relu_backward(dout, x, dx, slope):
 @njit(parallel=True, cache=True)
 def _dropout(x, y, key, threshold, scale, zero):
     for i in prange(x.size):
-        z = np.uint64(i + 1) * np.uint64(_GOLDEN) + key
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(_MIX1)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(_MIX2)
+        z = np.uint64(i + 1) * np.uint64(SPLITMIX64_GOLDEN) + key
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(SPLITMIX64_MIX1)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(SPLITMIX64_MIX2)
         bits = (z ^ (z >> np.uint64(31))) >> np.uint64(64 - DROPOUT_BITS)
         y[i] = x[i] * (scale if bits >= threshold else zero)
 

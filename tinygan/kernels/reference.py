@@ -67,15 +67,15 @@ def leaky_relu_backward(dout, x, negative_slope):
 # element i are a hash of (key, i) (splitmix64's output function), so any
 # thread, on any device, can compute any element's bit independently, and the
 # backward pass recomputes the mask from the key instead of storing it.
-_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+SPLITMIX64_GOLDEN, SPLITMIX64_MIX1, SPLITMIX64_MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 DROPOUT_BITS = 24
 
 
 def random_bits(key, size, xp):
     """24 uniformly random bits for each index 0..size-1 of the stream ``key``."""
-    z = (xp.arange(1, size + 1, dtype=xp.uint64) * xp.uint64(_GOLDEN)) + xp.uint64(key)
-    z = (z ^ (z >> xp.uint64(30))) * xp.uint64(_MIX1)
-    z = (z ^ (z >> xp.uint64(27))) * xp.uint64(_MIX2)
+    z = (xp.arange(1, size + 1, dtype=xp.uint64) * xp.uint64(SPLITMIX64_GOLDEN)) + xp.uint64(key)
+    z = (z ^ (z >> xp.uint64(30))) * xp.uint64(SPLITMIX64_MIX1)
+    z = (z ^ (z >> xp.uint64(27))) * xp.uint64(SPLITMIX64_MIX2)
     return (z ^ (z >> xp.uint64(31))) >> xp.uint64(64 - DROPOUT_BITS)
 
 
