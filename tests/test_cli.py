@@ -188,3 +188,7 @@ def test_resume_refuses_to_change_the_architecture(tmp_path, capsys):
                     *QUICK)[0] == 0
     code, _, err = run_main(capsys, "train", "--resume", tmp_path / "run", "--arch", "dcgan", "--lr", "0.1")
     assert code == 2 and "--arch, --lr cannot change when resuming" in err
+    before = (tmp_path / "run" / "checkpoint.npz").read_bytes()
+    code, _, err = run_main(capsys, "train", "--arch", "mlp", "--out", tmp_path / "run", "--quiet", *QUICK)
+    assert code == 1 and f"{tmp_path / 'run'} already holds a run: continue it with --resume" in err
+    assert (tmp_path / "run" / "checkpoint.npz").read_bytes() == before   # the old run is untouched

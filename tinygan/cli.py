@@ -17,7 +17,8 @@ from .gan import NOISE_KINDS
 from .trainer import Trainer, TrainingStopped, build_gan, load_checkpoint, load_config
 
 # Errors that a user's input causes; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, data.DataError, backend.BackendError, FileNotFoundError, NotADirectoryError)
+USER_ERRORS = (ValueError, data.DataError, backend.BackendError, FileNotFoundError, FileExistsError,
+               NotADirectoryError)
 # Raised by click >= 8.2 for a bare `python -m tinygan`.
 NO_ARGUMENTS = getattr(click.exceptions, "NoArgsIsHelpError", ())
 # What --resume may change: where the data is and how the run is watched, and how long it goes on.

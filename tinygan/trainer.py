@@ -125,6 +125,9 @@ class Trainer:
     def __init__(self, config: dict, resume: bool = False, log=print):
         self.config, self.log = config, log
         self.run_dir = Path(config["out"])
+        if not resume and (self.run_dir / CHECKPOINT).exists():
+            raise FileExistsError(f"{self.run_dir} already holds a run: continue it with --resume {self.run_dir} "
+                                  f"or choose another --out")
         backend.use_device(config["device"])
         backend.seed(config["seed"])
         dataset = data.load(config["dataset"], config["data_dir"], config["pixel_range"])
