@@ -7,8 +7,9 @@ from hypothesis import HealthCheck, settings
 
 from tinygan import backend, kernels
 
-# Numba compiles on first call, which would trip hypothesis's per-example deadline.
-settings.register_profile("tinygan", deadline=None, print_blob=True,
+# Numba compiles on first call, which would trip hypothesis's per-example deadline. Under CI the
+# draws are derandomized, so that a run is reproducible; locally every run explores new examples.
+settings.register_profile("tinygan", deadline=None, print_blob=True, derandomize=os.environ.get("CI") == "true",
                           max_examples=int(os.environ.get("TINYGAN_MAX_EXAMPLES", "50")),
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 settings.load_profile("tinygan")

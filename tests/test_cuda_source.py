@@ -18,7 +18,8 @@ from tinygan.kernels.cuda_source import KERNELS, PREAMBLE
 from strategies import conv_geometry
 
 COMPILER = shutil.which("c++") or shutil.which("g++")
-SCALAR_ARRAYS = {"slope", "scale", "step_size", "beta1", "beta2", "root_correction2", "eps"}  # passed as one value
+SCALAR_ARRAYS = {"slope", "scale", "step_size", "beta1", "one_minus_beta1", "beta2", "one_minus_beta2",
+                 "root_correction2", "eps"}   # T-typed inputs the wrappers pass as one value
 C_TYPES = {"int32": "int", "uint64": "unsigned long long", "T": "T"}
 CTYPES = {"int32": ctypes.c_int, "uint64": ctypes.c_ulonglong}
 
@@ -119,8 +120,8 @@ def test_cuda_adam_body_matches_the_reference(host_kernels, dtype, size, seed, s
     real = scalar(dtype)
     lr, beta1, beta2, eps = 1e-3, 0.5, 0.999, 1e-8
     getattr(host_kernels, f"adam_update_{np.dtype(dtype).name}")(
-        pointer(grad), real(lr / (1 - beta1 ** step)), real(beta1), real(beta2), real((1 - beta2 ** step) ** 0.5),
-        real(eps), *map(pointer, device), ctypes.c_longlong(size))
+        pointer(grad), real(lr / (1 - beta1 ** step)), real(beta1), real(1 - beta1), real(beta2), real(1 - beta2),
+        real((1 - beta2 ** step) ** 0.5), real(eps), *map(pointer, device), ctypes.c_longlong(size))
     reference.adam_update(host[0], grad, host[1], host[2], lr, beta1, beta2, eps, step)
     tolerance = dict(rtol=2e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-15)
     for a, b in zip(device, host):

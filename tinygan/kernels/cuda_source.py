@@ -68,10 +68,13 @@ KERNELS = {
     y = x * (bits >= threshold ? scale : (T)0);
     """),
 
-    # One Adam step, in place on param, m and v (see optimizers.Adam).
-    "adam_update": ("T grad, T step_size, T beta1, T beta2, T root_correction2, T eps", "T param, T m, T v", """
-    m = beta1 * m + (1 - beta1) * grad;
-    v = beta2 * v + (1 - beta2) * grad * grad;
+    # One Adam step, in place on param, m and v (see optimizers.Adam). 1 - beta
+    # comes in computed on the host in float64: in float32, 1 - 0.999f is off
+    # by 5e-5 relative.
+    "adam_update": ("T grad, T step_size, T beta1, T one_minus_beta1, T beta2, T one_minus_beta2, "
+                    "T root_correction2, T eps", "T param, T m, T v", """
+    m = beta1 * m + one_minus_beta1 * grad;
+    v = beta2 * v + one_minus_beta2 * grad * grad;
     param -= step_size * m / (sqrt(v) / root_correction2 + eps);
     """),
 }

@@ -49,5 +49,5 @@ def dropout(x, p, key):
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
     t = param.dtype.type
-    _kernels["adam_update"](grad, t(lr / (1 - beta1 ** step)), t(beta1), t(beta2), t((1 - beta2 ** step) ** 0.5),
-                            t(eps), param, m, v)
+    _kernels["adam_update"](grad, t(lr / (1 - beta1 ** step)), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2),
+                            t((1 - beta2 ** step) ** 0.5), t(eps), param, m, v)
