@@ -16,13 +16,10 @@ def grid(images, columns=None, padding=2):
     return canvas
 
 
-def save_png(image, target, scale=1):
-    """Write a uint8 grey image as PNG to a path or a binary stream, enlarged ``scale`` times."""
+def save_png(image, target):
+    """Write a uint8 grey image as PNG to a path or a binary stream."""
     from PIL import Image
-    picture = Image.fromarray(image)
-    if scale > 1:
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-    picture.save(target, format="PNG")
+    Image.fromarray(image).save(target, format="PNG")
 
 
 def save_gif(png_paths, target, milliseconds_per_frame=400):
