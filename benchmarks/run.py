@@ -12,7 +12,7 @@ the same run as a reference column; PyTorch is never needed.
 """
 from __future__ import annotations
 
-import tinygan  # noqa: I001  first, so that its thread settings (tinygan/threads.py) precede NumPy's loading
+import tinygan  # noqa: F401,I001  first, so that its thread settings (tinygan/threads.py) precede NumPy's loading
 
 import datetime
 import json
@@ -28,6 +28,7 @@ import numpy as np
 from tinygan import backend, kernels, models
 from tinygan.gan import GAN
 from tinygan.kernels import reference
+from tinygan.trainer import library_versions
 
 from .flops import model_multiply_adds, train_step_multiply_adds
 from .timing import measure
@@ -63,13 +64,6 @@ def machine(device):
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
             "gpu": backend.gpu_name() if device == "gpu" else None}
-
-
-def versions(torch):
-    import numba
-    return {"tinygan": tinygan.__version__, "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "cupy": getattr(backend.cupy, "__version__", None),
-            "torch": torch.__version__ if torch else None}
 
 
 class Bench:
@@ -212,7 +206,8 @@ def print_report(report):
         f"{'full' if report['settings']['full'] else 'quick'} mode")
     say(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores"
         + (f", {report['machine']['gpu']}" if report['machine']['gpu'] else ""))
-    say("versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v))
+    say("versions: " + ", ".join(f"{name} {report['versions'][name]}" for name in
+                                 ("tinygan", "python", "numpy", "numba", "cupy", "torch") if report["versions"][name]))
     peak = report["matmul"]
     say(f"\nmatrix product {peak['n']}x{peak['n']} float32: {peak['gflops']:.0f} GFLOP/s (the ceiling)")
     say("\nim2col / col2im, ms: median [min-max]")
@@ -260,7 +255,7 @@ def main(device, full, no_torch, json_path, only, repeats):
     sections = set(only) or {"kernels", "layers", "step"}
     now = datetime.datetime.now(datetime.timezone.utc)
     batches = (64, 128) if full else (64,)
-    report = {"date": now.isoformat(timespec="seconds"), "machine": machine(device), "versions": versions(torch),
+    report = {"date": now.isoformat(timespec="seconds"), "machine": machine(device), "versions": dict(library_versions(), torch=torch.__version__ if torch else None),
               "settings": {"device": device, "full": full, "repeats": bench.repeats, "batches": list(batches),
                            "cpu_kernels": kernels.cpu_kernels(), "threads": os.cpu_count(),
                            "environment": {k: os.environ.get(k) for k in

@@ -42,8 +42,8 @@ class Optimizer:
                     if tuple(value.shape) != tuple(param.shape):
                         raise ValueError(f"optimizer state {key!r} has shape {tuple(value.shape)}, "
                                          f"its parameter {tuple(param.shape)}")
-                    value = backend.to_device(backend.numpy_copy(value), backend.device_of(param))
-                    state[key.split(".", 1)[1]] = value.astype(param.dtype, copy=False)
+                    # astype copies, so the optimizer never shares memory with the dict it loaded
+                    state[key.split(".", 1)[1]] = backend.to_device(value, backend.device_of(param)).astype(param.dtype)
 
 
 class SGD(Optimizer):
@@ -82,5 +82,5 @@ class Adam(Optimizer):
         if "m" not in state:
             xp = backend.get_array_module(param)
             state["m"], state["v"] = xp.zeros_like(param), xp.zeros_like(param)
-        # one fused pass per parameter; kernels/reference.py has it in NumPy, line by line as above
+        # one fused pass per parameter; kernels/reference.py has the docstring's formula in NumPy, line by line
         kernels.adam_update(param, grad, state["m"], state["v"], self.lr, *self.betas, self.eps, self.steps)

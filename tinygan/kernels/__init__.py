@@ -91,4 +91,5 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
     return _implementation(param, "adam_update")(param, grad, m, v, lr, beta1, beta2, eps, step)
 
 
-__all__ = ["adam_update", "batchnorm_forward", "batchnorm_backward", "im2col", "col2im", "leaky_relu", "leaky_relu_backward", "dropout", "output_size", "use_cpu_kernels", "cpu_kernels", "CPU_KERNELS"]
+__all__ = ["im2col", "col2im", "leaky_relu", "leaky_relu_backward", "dropout", "batchnorm_forward",
+           "batchnorm_backward", "adam_update", "output_size", "use_cpu_kernels", "cpu_kernels", "CPU_KERNELS"]

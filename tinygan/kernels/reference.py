@@ -1,4 +1,4 @@
-"""The reference kernels, in plain NumPy/CuPy: im2col, col2im, and the elementwise ones at the end.
+"""The reference kernels, in plain NumPy/CuPy: im2col and col2im, then LeakyReLU, Dropout, BatchNorm and Adam.
 
 im2col unrolls every kh x kw patch of an image into a column, so that a
 convolution becomes one matrix product. Layout of the columns (channel-major,
