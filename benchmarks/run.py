@@ -31,7 +31,7 @@ from tinygan.kernels import reference
 from tinygan.trainer import library_versions
 
 from .flops import model_multiply_adds, train_step_multiply_adds
-from .timing import measure
+from .timing import measure, measure_pair
 
 # The convolutions of the dcgan architecture: (name, image (N excluded), kernel, stride, padding).
 # For a ConvTranspose2D the "image" is its output: its forward is a col2im onto it, its backward an im2col of it.
@@ -80,9 +80,16 @@ class Bench:
     def time(self, function, repeats=None, warmup=2):
         return measure(function, repeats or self.repeats, warmup, self.synchronize)
 
+    def torch_synchronize(self):
+        return self.torch.cuda.synchronize if self.torch_device == "cuda" else None
+
     def time_torch(self, function, repeats=None, warmup=2):
-        sync = self.torch.cuda.synchronize if self.torch_device == "cuda" else None
-        return measure(function, repeats or self.repeats, warmup, sync)
+        return measure(function, repeats or self.repeats, warmup, self.torch_synchronize())
+
+    def time_against_torch(self, function, torch_function, warmup=2):
+        """(tinygan's timing, torch's timing, timing of the ratio), the calls in alternation."""
+        return measure_pair(function, torch_function, self.repeats, warmup,
+                            (self.synchronize, self.torch_synchronize()))
 
     def array(self, shape, seed=0):
         return backend.to_device(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
@@ -173,17 +180,17 @@ def step_rows(bench, arch, batch):
                              device=bench.torch_device)
         torch_real = tensor(real, bench.torch_device)
     gan = GAN(generator, discriminator)
-    row = {"arch": arch, "batch": batch, "gflop_per_step": flops / 1e9,
-           "tinygan": bench.time(lambda: gan.train_step(real), warmup=3)}
+    row = {"arch": arch, "batch": batch, "gflop_per_step": flops / 1e9}
     if bench.torch:
-        row["torch"] = bench.time_torch(lambda: torch_gan.train_step(torch_real), warmup=3)
+        row["tinygan"], row["torch"], row["ratio_to_torch"] = bench.time_against_torch(
+            lambda: gan.train_step(real), lambda: torch_gan.train_step(torch_real), warmup=3)
+    else:
+        row["tinygan"] = bench.time(lambda: gan.train_step(real), warmup=3)
     for name in ("tinygan", "torch"):
         if name in row:
             seconds = row[name]["median"]
             row[name].update(images_per_second=batch / seconds, epoch_seconds=60000 / batch * seconds,
                              gflops=flops / seconds / 1e9)
-    if "torch" in row:
-        row["ratio_to_torch"] = row["tinygan"]["median"] / row["torch"]["median"]
     return row
 
 
@@ -230,7 +237,9 @@ def print_report(report):
                     f"epoch {t['epoch_seconds']:6.1f} s  {t['gflops']:6.1f} GFLOP/s "
                     f"({t['gflops'] / peak['gflops']:.0%} of the matrix-product ceiling)")
         if "ratio_to_torch" in row:
-            say(f"  {'':<6} {'':<10} tinygan / torch = {row['ratio_to_torch']:.2f}")
+            ratio = row["ratio_to_torch"]
+            say(f"  {'':<6} {'':<10} tinygan / torch = {ratio['median']:.2f} [{ratio['min']:.2f}-{ratio['max']:.2f}]"
+                f" (median of {ratio['repeats']} ratios, the two steps timed in alternation)")
     say("\nmemory: " + ", ".join(f"{k} {v:.0f}" for k, v in report["memory"].items()))
 
 

@@ -3,22 +3,43 @@ import statistics
 import time
 
 
-def measure(function, repeats, warmup=2, synchronize=None):
-    """Call ``function`` warmup + repeats times; seconds of the timed calls as median, min, max.
+def summary(samples):
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "repeats": len(samples)}
 
-    ``synchronize`` (the GPU's) runs before the clock starts and before it stops, so
-    asynchronous device work is inside the timed region.
-    """
+
+def timed_call(function, synchronize=None):
+    """Seconds one call of ``function`` takes. ``synchronize`` (the GPU's) runs before the clock
+    starts and before it stops, so asynchronous device work is inside the timed region."""
+    if synchronize:
+        synchronize()
+    start = time.perf_counter()
+    function()
+    if synchronize:
+        synchronize()
+    return time.perf_counter() - start
+
+
+def measure(function, repeats, warmup=2, synchronize=None):
+    """Call ``function`` warmup + repeats times; seconds of the timed calls as median, min, max."""
     for _ in range(warmup):
         function()
-    samples = []
+    return summary([timed_call(function, synchronize) for _ in range(repeats)])
+
+
+def measure_pair(first, second, repeats, warmup=2, synchronize=(None, None)):
+    """Time two functions in alternation, ``first`` then ``second``, ``repeats`` times.
+
+    On a shared machine the speed drifts by 10-30% over seconds, as other jobs
+    come and go. Timed one after the other, the two would see different
+    machines; in alternation each pair of calls sees about the same one, so
+    the median of the per-pair ratios first/second is far steadier than the
+    ratio of the two medians. Returns (first's summary, second's, ratio summary).
+    """
+    for _ in range(warmup):
+        first()
+        second()
+    a, b = [], []
     for _ in range(repeats):
-        if synchronize:
-            synchronize()
-        start = time.perf_counter()
-        function()
-        if synchronize:
-            synchronize()
-        samples.append(time.perf_counter() - start)
-    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
-            "repeats": repeats}
+        a.append(timed_call(first, synchronize[0]))
+        b.append(timed_call(second, synchronize[1]))
+    return summary(a), summary(b), summary([x / y for x, y in zip(a, b)])
