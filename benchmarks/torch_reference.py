@@ -95,8 +95,10 @@ class TorchGAN:
         d_loss_fake.backward()
         self.discriminator_optimizer.step()
         self.generator_optimizer.zero_grad()
+        self.discriminator.requires_grad_(False)   # as tinygan's step: no gradients for D's weights here
         g_loss = self.loss(self.discriminator(fake), ones)
         g_loss.backward()
+        self.discriminator.requires_grad_(True)
         self.generator_optimizer.step()
         return d_loss_real + d_loss_fake, g_loss
 

@@ -113,3 +113,40 @@ def test_discriminator_accuracy_uses_batch_statistics_and_leaves_the_model_as_it
     # No dropout, batch statistics: the real images get the same verdict every time.
     backend.seed(1)
     assert gan.discriminator_accuracy(images, 128)[0] == first[0]
+
+
+def test_train_step_is_the_gan_step_written_out():
+    """GAN.train_step, with its shortcuts (D skips its weight gradients in G's step), ends where the
+    step written out plainly ends, bit for bit, and leaves D's gradients switched on."""
+    from tinygan.gan import GAN
+    from tinygan.losses import BCEWithLogits
+    from tinygan.optimizers import Adam
+    real = np.random.default_rng(0).uniform(-1, 1, (8, 1, 28, 28)).astype(np.float32)
+
+    backend.seed(0)
+    gan = GAN(*models.build("dcgan"))
+    backend.seed(1)
+    d_loss, g_loss = gan.train_step(real)
+    assert all(layer.requires_grad for layer in gan.discriminator)
+
+    backend.seed(0)
+    G, D = models.build("dcgan")
+    G_optimizer, D_optimizer = Adam(G.parameters()), Adam(D.parameters())
+    loss = BCEWithLogits()
+    backend.seed(1)
+    D.zero_grad()
+    expected_d_loss = loss(D.forward(real), np.ones((8, 1), np.float32))
+    D.backward(loss.backward())
+    fake = G.forward(backend.rng().standard_normal((8, 100), dtype=np.float32))
+    expected_d_loss += loss(D.forward(fake), np.zeros((8, 1), np.float32))
+    D.backward(loss.backward())
+    D_optimizer.step()
+    G.zero_grad()
+    expected_g_loss = loss(D.forward(fake), 1.0)
+    G.backward(D.backward(loss.backward()))
+    G_optimizer.step()
+
+    assert (d_loss, g_loss) == (expected_d_loss, expected_g_loss)
+    for network, expected in ((gan.generator, G), (gan.discriminator, D)):
+        for key, value in network.state_dict().items():
+            np.testing.assert_array_equal(value, expected.state_dict()[key], err_msg=key)

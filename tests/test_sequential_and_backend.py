@@ -58,6 +58,32 @@ def test_parameters_yield_every_layer_name_param_and_grad():
     assert model.num_parameters() == 4 * 9 + 4 + 4 + 4 + 64 + 1
 
 
+def test_requires_grad_off_skips_parameter_gradients_but_not_the_input_gradient(path):
+    rng = np.random.default_rng(0)
+    for model, x in ((small_discriminator(), rng.standard_normal((3, 1, 8, 8))),
+                     (small_generator(), rng.standard_normal((3, 5)))):
+        x = backend.to_device(x.astype(np.float32))
+        dout = backend.to_device(rng.standard_normal(model.forward(x).shape).astype(np.float32))
+
+        def backward(requires_grad):
+            model.zero_grad()
+            model.requires_grad_(requires_grad)
+            backend.seed(1)   # the same dropout mask each time
+            model.forward(x)
+            dx = backend.as_numpy(model.backward(dout))
+            return dx, [backend.as_numpy(grad).copy() for _, _, _, grad in model.parameters()]
+
+        dx, grads = backward(True)
+        assert all(np.abs(grad).max() > 0 for grad in grads)
+        dx_frozen, grads_frozen = backward(False)
+        np.testing.assert_array_equal(dx_frozen, dx)
+        assert not any(grad.any() for grad in grads_frozen)
+        dx_again, grads_again = backward(True)
+        np.testing.assert_array_equal(dx_again, dx)
+        for grad, expected in zip(grads_again, grads):
+            np.testing.assert_array_equal(grad, expected)
+
+
 def test_state_dict_round_trips_through_npz(tmp_path):
     backend.seed(0)
     model = small_discriminator()

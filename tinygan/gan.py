@@ -8,7 +8,7 @@ The step (the trainer and the benchmarks run exactly this):
    so BatchNorm normalises each with its own statistics.
 2. Generator: the non-saturating loss -log D(G(z)), i.e. BCE of D's logits on
    the last generated batch against target 1. Its gradient flows back through
-   D (whose gradients are discarded) into G.
+   D into G; D skips its own parameter gradients on the way (requires_grad).
 
 ``label_flip`` is the "noisy labels" trick: each D target is swapped for the
 other class's target with that probability.
@@ -68,7 +68,11 @@ class GAN:
 
         self.generator_optimizer.zero_grad()
         g_loss = loss(D.forward(fake, training=True), 1.0)
-        G.backward(D.backward(loss.backward()))
+        D.requires_grad_(False)   # D only passes the gradient on to G; its own would be thrown away
+        try:
+            G.backward(D.backward(loss.backward()))
+        finally:
+            D.requires_grad_(True)
         self.generator_optimizer.step()
         return d_loss, g_loss
 

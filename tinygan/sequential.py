@@ -28,6 +28,12 @@ class Sequential:
             dout = layer.backward(dout)
         return dout
 
+    def requires_grad_(self, requires_grad=True):
+        """Switch every layer's parameter gradients on or off (as PyTorch's Module.requires_grad_); returns self."""
+        for layer in self.layers:
+            layer.requires_grad = requires_grad
+        return self
+
     def parameters(self):
         for layer in self.layers:
             for name, param in layer.params.items():

@@ -65,7 +65,7 @@ class BatchNorm(Layer):
         else:
             dgamma, dbeta = (dout3 * self.x_hat).sum(axis=(0, 2)), dout3.sum(axis=(0, 2))
             dx = (gamma * self.inverse_std)[:, None] * dout3
-        if "gamma" in self.params:
+        if "gamma" in self.params and self.requires_grad:
             self.grads["gamma"] += dgamma
             self.grads["beta"] += dbeta
         return dx.reshape(dout.shape)

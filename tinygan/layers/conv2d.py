@@ -74,9 +74,10 @@ class Conv2D(Layer):
         xp = get_array_module(dout)
         dout_rows = to_rows(dout, out=self.workspace("dout_rows", (dout.shape[1], dout.size // dout.shape[1]), dout))
         col_rows = self.col.reshape(-1, dout_rows.shape[1])
-        self.grads["W"] += (dout_rows @ col_rows.T).reshape(W.shape)
-        if "b" in self.params:
-            self.grads["b"] += dout_rows.sum(axis=1)
+        if self.requires_grad:
+            self.grads["W"] += (dout_rows @ col_rows.T).reshape(W.shape)
+            if "b" in self.params:
+                self.grads["b"] += dout_rows.sum(axis=1)
         dcol = xp.matmul(W.reshape(self.out_channels, -1).T, dout_rows,
                          out=self.workspace("dcol", col_rows.shape, dout))
         return col2im(dcol.reshape(self.col.shape), self.image_size, self.stride, self.padding)

@@ -74,9 +74,10 @@ class ConvTranspose2D(Layer):
         dcol = im2col(dout, self.kernel_size, self.stride, self.padding,
                       out=self.workspace("dcol", dcol_shape, dout))
         dcol_rows = dcol.reshape(-1, N * H * W_in)
-        self.grads["W"] += (self.x_rows @ dcol_rows.T).reshape(W.shape)
-        if "b" in self.params:
-            self.grads["b"] += dout.sum(axis=(0, 2, 3))
+        if self.requires_grad:
+            self.grads["W"] += (self.x_rows @ dcol_rows.T).reshape(W.shape)
+            if "b" in self.params:
+                self.grads["b"] += dout.sum(axis=(0, 2, 3))
         dx_rows = W.reshape(self.in_channels, -1) @ dcol_rows
         return from_rows(dx_rows, N, H, W_in).copy()
 

@@ -31,9 +31,10 @@ class Dense(Layer):
         return y
 
     def backward(self, dout):
-        self.grads["W"] += self.x.T @ dout
-        if "b" in self.params:
-            self.grads["b"] += dout.sum(axis=0)
+        if self.requires_grad:
+            self.grads["W"] += self.x.T @ dout
+            if "b" in self.params:
+                self.grads["b"] += dout.sum(axis=0)
         return dout @ self.params["W"].T
 
     def extra_repr(self):

@@ -8,6 +8,11 @@
   batch through the discriminator) sum, and ``zero_grad()`` clears them.
 * ``params`` hold what the optimizer trains; ``buffers`` hold state that is
   saved but not trained (BatchNorm's running statistics).
+* ``requires_grad = False`` (PyTorch's name) makes ``backward`` skip the
+  parameter gradients and only return dL/d(input): the generator's step
+  needs the gradient that flows through the discriminator, not the
+  discriminator's own, and skipping its weight gradients saves a matrix
+  product per layer.
 
 Neither pass modifies its argument in place.
 """
@@ -19,6 +24,7 @@ class Layer:
         self.params = {}
         self.grads = {}
         self.buffers = {}
+        self.requires_grad = True
         self._workspace = {}
 
     def forward(self, x, training=True):
