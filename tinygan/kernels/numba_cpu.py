@@ -51,8 +51,10 @@ def _im2col(padded, col, sh, sw):
 
 
 @njit(parallel=True, cache=True)
-def _col2im(col, padded, sh, sw, batch_slices):
+def _col2im(col, padded, x, sh, sw, batch_slices):
     C, kh, kw, N, out_h, out_w = col.shape
+    _, _, H, W = x.shape
+    ph, pw = (padded.shape[2] - H) // 2, (padded.shape[3] - W) // 2
     step = (N + batch_slices - 1) // batch_slices
     for block in prange(C * batch_slices):
         c, first = block // batch_slices, block % batch_slices * step
@@ -61,14 +63,27 @@ def _col2im(col, padded, sh, sw, batch_slices):
             padded[n, c] = 0
         # padded[first:last, c] belongs to this thread alone, so the += cannot
         # race; the (i, j) loop order is the reference's, so every pixel sums
-        # the same values in the same order.
+        # the same values in the same order. The strides 1 and 2 of the dcgan
+        # get loops of their own: with the stride a constant the compiler
+        # vectorises the adds (G.4's col2im 10 -> 7 ms).
         for i in range(kh):
             for j in range(kw):
                 for n in range(first, last):
                     for y in range(out_h):
                         row = y * sh + i
-                        for x_ in range(out_w):
-                            padded[n, c, row, x_ * sw + j] += col[c, i, j, n, y, x_]
+                        if sw == 1:
+                            for x_ in range(out_w):
+                                padded[n, c, row, x_ + j] += col[c, i, j, n, y, x_]
+                        elif sw == 2:
+                            for x_ in range(out_w):
+                                padded[n, c, row, x_ * 2 + j] += col[c, i, j, n, y, x_]
+                        else:
+                            for x_ in range(out_w):
+                                padded[n, c, row, x_ * sw + j] += col[c, i, j, n, y, x_]
+        for n in range(first, last):   # the image without its padding, while it is still in cache
+            for row in range(H):
+                for column in range(W):
+                    x[n, c, row, column] = padded[n, c, row + ph, column + pw]
 
 
 def _padded(x, padding):
@@ -96,13 +111,12 @@ def col2im(col, image_size, stride, padding):
     C, _, _, N, _, _ = col.shape
     (H, W), (ph, pw) = image_size, padding
     padded = np.empty((N, C, H + 2 * ph, W + 2 * pw), dtype=col.dtype)
+    x = np.empty((N, C, H, W), dtype=col.dtype)
     # With few channels (the image layers) the batch is cut into slices too, so
     # that every thread has work: about four blocks a thread.
     batch_slices = min(N, -(-4 * get_num_threads() // C))
-    _col2im(np.ascontiguousarray(col), padded, stride[0], stride[1], batch_slices)
-    if ph == pw == 0:
-        return padded
-    return np.ascontiguousarray(padded[:, :, ph:ph + H, pw:pw + W])
+    _col2im(np.ascontiguousarray(col), padded, x, stride[0], stride[1], batch_slices)
+    return x
 
 
 # Elementwise kernels: one parallel pass instead of NumPy's several

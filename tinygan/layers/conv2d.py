@@ -64,10 +64,11 @@ class Conv2D(Layer):
         xp = get_array_module(x)
         rows = xp.matmul(self.params["W"].reshape(self.out_channels, -1), col.reshape(-1, N * H_out * W_out),
                          out=self.workspace("rows", (self.out_channels, N * H_out * W_out), x))
-        y = from_rows(rows, N, H_out, W_out)
+        y = xp.empty((N, self.out_channels, H_out, W_out), dtype=x.dtype)   # C-contiguous, as the next layers want
         if "b" in self.params:
-            return y + self.params["b"].reshape(1, -1, 1, 1)
-        return y.copy()
+            return xp.add(from_rows(rows, N, H_out, W_out), self.params["b"].reshape(1, -1, 1, 1), out=y)
+        y[...] = from_rows(rows, N, H_out, W_out)
+        return y
 
     def backward(self, dout):
         W = self.params["W"]
