@@ -135,6 +135,14 @@ def test_numba_batchnorm_matches_the_reference(dtype, shape, seed):
         np.testing.assert_allclose(a, b, **tolerance)
 
 
+def test_numba_batchnorm_propagates_nan_and_inf():
+    """fastmath may reorder the sums but must not assume finite values: the trainer stops on a NaN loss."""
+    x = np.ones((4, 3, 5), dtype=np.float32)
+    x[1, 1, 2], x[2, 2, 0] = np.nan, np.inf
+    y = numba_cpu.batchnorm_forward(x, np.ones(3, np.float32), np.zeros(3, np.float32), 1e-5)[0]
+    assert np.isnan(y[:, 1]).all() and np.isnan(y[:, 2]).all() and np.isfinite(y[:, 0]).all()
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=4), seed=st.integers(0, 2**32 - 1),
