@@ -76,7 +76,9 @@ class Conv2D(Layer):
         dout_rows = to_rows(dout, out=self.workspace("dout_rows", (dout.shape[1], dout.size // dout.shape[1]), dout))
         col_rows = self.col.reshape(-1, dout_rows.shape[1])
         if self.requires_grad:
-            self.grads["W"] += (dout_rows @ col_rows.T).reshape(W.shape)
+            # dY @ col^T, computed as (col @ dY^T)^T: OpenBLAS runs this orientation
+            # about 20% faster when dY has few rows (128 for D.3).
+            self.grads["W"] += (col_rows @ dout_rows.T).T.reshape(W.shape)
             if "b" in self.params:
                 self.grads["b"] += dout_rows.sum(axis=1)
         dcol = xp.matmul(W.reshape(self.out_channels, -1).T, dout_rows,
