@@ -217,20 +217,89 @@ def _batchnorm_backward(dout, x_hat, gamma, inverse_std, dx, dgamma, dbeta):
                 dx[n, c, j] = scale * (dout[n, c, j] - mean_dout - x_hat[n, c, j] * mean_dout_x_hat)
 
 
+# For (N, C) input (BatchNorm after a Dense layer) a channel's N values lie C
+# apart, and one thread per channel touches a new cache line for every value
+# (the dcgan's G.1, C = 12544: 3 ms). There, each thread takes a block of
+# neighbouring channels and walks the rows of the block, so the inner loops
+# run over contiguous memory, one accumulator per channel.
+FEATURES_PER_BLOCK = 512
+
+
+@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+def _batchnorm_forward_features(x, gamma, beta, eps, y, x_hat, mean, var, inverse_std):
+    N, C = x.shape
+    for block in prange((C + FEATURES_PER_BLOCK - 1) // FEATURES_PER_BLOCK):
+        first = block * FEATURES_PER_BLOCK
+        last = min(C, first + FEATURES_PER_BLOCK)
+        totals, squares = np.zeros(last - first), np.zeros(last - first)
+        # Row slices, not x[n, first + k]: the compiler then knows every index
+        # is in range and vectorises the loops (5x).
+        for n in range(N):
+            row = x[n, first:last]
+            for k in range(last - first):
+                totals[k] += row[k]
+        means = totals / N
+        for n in range(N):
+            row = x[n, first:last]
+            for k in range(last - first):
+                deviation = row[k] - means[k]
+                squares[k] += deviation * deviation
+        variances = squares / N
+        inverses = 1.0 / np.sqrt(variances + eps)
+        mean[first:last], var[first:last], inverse_std[first:last] = means, variances, inverses
+        scale, shift = gamma[first:last], beta[first:last]
+        for n in range(N):
+            row, row_hat, row_y = x[n, first:last], x_hat[n, first:last], y[n, first:last]
+            for k in range(last - first):
+                normalised = (row[k] - means[k]) * inverses[k]
+                row_hat[k] = normalised
+                row_y[k] = normalised * scale[k] + shift[k]
+
+
+@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+def _batchnorm_backward_features(dout, x_hat, gamma, inverse_std, dx, dgamma, dbeta):
+    N, C = dout.shape
+    for block in prange((C + FEATURES_PER_BLOCK - 1) // FEATURES_PER_BLOCK):
+        first = block * FEATURES_PER_BLOCK
+        last = min(C, first + FEATURES_PER_BLOCK)
+        sums_dout, sums_dout_x_hat = np.zeros(last - first), np.zeros(last - first)
+        for n in range(N):
+            row_dout, row_hat = dout[n, first:last], x_hat[n, first:last]
+            for k in range(last - first):
+                sums_dout[k] += row_dout[k]
+                sums_dout_x_hat[k] += row_dout[k] * row_hat[k]
+        dgamma[first:last], dbeta[first:last] = sums_dout_x_hat, sums_dout
+        scale = gamma[first:last] * inverse_std[first:last]
+        mean_dout, mean_dout_x_hat = sums_dout / N, sums_dout_x_hat / N
+        for n in range(N):
+            row_dout, row_hat, row_dx = dout[n, first:last], x_hat[n, first:last], dx[n, first:last]
+            for k in range(last - first):
+                row_dx[k] = scale[k] * (row_dout[k] - mean_dout[k] - row_hat[k] * mean_dout_x_hat[k])
+
+
 def batchnorm_forward(x, gamma, beta, eps):
     x = np.ascontiguousarray(x)
-    C = x.shape[1]
+    N, C, M = x.shape
     y, x_hat = np.empty_like(x), np.empty_like(x)
     mean, var, inverse_std = (np.empty(C, dtype=x.dtype) for _ in range(3))
-    _batchnorm_forward(x, gamma, beta, eps, y, x_hat, mean, var, inverse_std)
+    if M == 1:
+        _batchnorm_forward_features(x.reshape(N, C), gamma, beta, eps, y.reshape(N, C), x_hat.reshape(N, C),
+                                    mean, var, inverse_std)
+    else:
+        _batchnorm_forward(x, gamma, beta, eps, y, x_hat, mean, var, inverse_std)
     return y, x_hat, mean, var, inverse_std
 
 
 def batchnorm_backward(dout, x_hat, gamma, inverse_std):
     dout = np.ascontiguousarray(dout)
+    N, C, M = dout.shape
     dx = np.empty_like(dout)
-    dgamma, dbeta = np.empty(dout.shape[1], dtype=dout.dtype), np.empty(dout.shape[1], dtype=dout.dtype)
-    _batchnorm_backward(dout, x_hat, gamma, inverse_std, dx, dgamma, dbeta)
+    dgamma, dbeta = np.empty(C, dtype=dout.dtype), np.empty(C, dtype=dout.dtype)
+    if M == 1:
+        _batchnorm_backward_features(dout.reshape(N, C), x_hat.reshape(N, C), gamma, inverse_std,
+                                     dx.reshape(N, C), dgamma, dbeta)
+    else:
+        _batchnorm_backward(dout, x_hat, gamma, inverse_std, dx, dgamma, dbeta)
     return dx, dgamma, dbeta
 
 
