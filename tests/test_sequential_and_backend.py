@@ -84,6 +84,25 @@ def test_requires_grad_off_skips_parameter_gradients_but_not_the_input_gradient(
             np.testing.assert_array_equal(grad, expected)
 
 
+def test_input_grad_off_returns_none_and_the_same_parameter_gradients(path):
+    rng = np.random.default_rng(0)
+    for model, x in ((small_discriminator(), rng.standard_normal((3, 1, 8, 8))),
+                     (small_generator(), rng.standard_normal((3, 5)))):
+        x = backend.to_device(x.astype(np.float32))
+        dout = backend.to_device(rng.standard_normal(model.forward(x).shape).astype(np.float32))
+        results = []
+        for input_grad in (True, False):
+            model.zero_grad()
+            backend.seed(1)
+            model.forward(x)
+            dx = model.backward(dout, input_grad=input_grad)
+            results.append((dx, [backend.as_numpy(grad).copy() for _, _, _, grad in model.parameters()]))
+        assert results[0][0].shape == x.shape and results[1][0] is None
+        for with_dx, without_dx in zip(results[0][1], results[1][1]):
+            np.testing.assert_array_equal(without_dx, with_dx)
+        assert model[0].needs_input_grad   # switched back on for the next caller
+
+
 def test_state_dict_round_trips_through_npz(tmp_path):
     backend.seed(0)
     model = small_discriminator()

@@ -9,6 +9,8 @@ The step (the trainer and the benchmarks run exactly this):
 2. Generator: the non-saturating loss -log D(G(z)), i.e. BCE of D's logits on
    the last generated batch against target 1. Its gradient flows back through
    D into G; D skips its own parameter gradients on the way (requires_grad).
+Neither network computes a gradient for its input data (the images, the
+noise): Sequential.backward(..., input_grad=False).
 
 ``label_flip`` is the "noisy labels" trick: each D target is swapped for the
 other class's target with that probability.
@@ -60,17 +62,17 @@ class GAN:
         for _ in range(self.d_steps):
             self.discriminator_optimizer.zero_grad()
             d_loss = loss(D.forward(real, training=True), self.discriminator_targets(n, real=True))
-            D.backward(loss.backward())
+            D.backward(loss.backward(), input_grad=False)   # no gradient for the images: nothing learns them
             fake = G.forward(self.sample_noise(n), training=True)
             d_loss += loss(D.forward(fake, training=True), self.discriminator_targets(n, real=False))
-            D.backward(loss.backward())
+            D.backward(loss.backward(), input_grad=False)
             self.discriminator_optimizer.step()
 
         self.generator_optimizer.zero_grad()
         g_loss = loss(D.forward(fake, training=True), 1.0)
         D.requires_grad_(False)   # D only passes the gradient on to G; its own would be thrown away
         try:
-            G.backward(D.backward(loss.backward()))
+            G.backward(D.backward(loss.backward()), input_grad=False)   # nor for the noise
         finally:
             D.requires_grad_(True)
         self.generator_optimizer.step()

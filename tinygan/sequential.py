@@ -23,10 +23,21 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dout):
-        for layer in reversed(self.layers):
+    def backward(self, dout, input_grad=True):
+        """dL/d(input) from dL/d(output), filling every layer's grads on the way.
+
+        input_grad=False: the input is data (images, noise) whose gradient
+        nobody needs, so the first layer may skip it, and None is returned.
+        """
+        first = self.layers[0]
+        for layer in reversed(self.layers[1:]):
             dout = layer.backward(dout)
-        return dout
+        first.needs_input_grad = input_grad
+        try:
+            dx = first.backward(dout)
+        finally:
+            first.needs_input_grad = True
+        return dx if input_grad else None
 
     def requires_grad_(self, requires_grad=True):
         """Switch every layer's parameter gradients on or off (as PyTorch's Module.requires_grad_); returns self."""

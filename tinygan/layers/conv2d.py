@@ -81,6 +81,8 @@ class Conv2D(Layer):
             self.grads["W"] += (col_rows @ dout_rows.T).T.reshape(W.shape)
             if "b" in self.params:
                 self.grads["b"] += dout_rows.sum(axis=1)
+        if not self.needs_input_grad:
+            return None
         dcol = xp.matmul(W.reshape(self.out_channels, -1).T, dout_rows,
                          out=self.workspace("dcol", col_rows.shape, dout))
         return col2im(dcol.reshape(self.col.shape), self.image_size, self.stride, self.padding)

@@ -79,6 +79,8 @@ class ConvTranspose2D(Layer):
             self.grads["W"] += (dcol_rows @ self.x_rows.T).T.reshape(W.shape)
             if "b" in self.params:
                 self.grads["b"] += dout.sum(axis=(0, 2, 3))
+        if not self.needs_input_grad:
+            return None
         dx_rows = W.reshape(self.in_channels, -1) @ dcol_rows
         return from_rows(dx_rows, N, H, W_in).copy()
 

@@ -35,6 +35,8 @@ class Dense(Layer):
             self.grads["W"] += self.x.T @ dout
             if "b" in self.params:
                 self.grads["b"] += dout.sum(axis=0)
+        if not self.needs_input_grad:
+            return None
         return dout @ self.params["W"].T
 
     def extra_repr(self):

@@ -13,6 +13,10 @@
   needs the gradient that flows through the discriminator, not the
   discriminator's own, and skipping its weight gradients saves a matrix
   product per layer.
+* ``needs_input_grad = False`` (the name of PyTorch's autograd flag) lets
+  ``backward`` skip dL/d(input) and return None, when the input is data whose
+  gradient nobody wants (Sequential.backward(dout, input_grad=False)). Only
+  the layers for which it saves work (Dense and the convolutions) look at it.
 
 Neither pass modifies its argument in place.
 """
@@ -25,6 +29,7 @@ class Layer:
         self.grads = {}
         self.buffers = {}
         self.requires_grad = True
+        self.needs_input_grad = True
         self._workspace = {}
 
     def forward(self, x, training=True):
