@@ -77,8 +77,9 @@ class Conv2D(Layer):
         col_rows = self.col.reshape(-1, dout_rows.shape[1])
         if self.requires_grad:
             # dY @ col^T, computed as (col @ dY^T)^T: OpenBLAS runs this orientation
-            # about 20% faster when dY has few rows (128 for D.3).
-            self.grads["W"] += (col_rows @ dout_rows.T).T.reshape(W.shape)
+            # about 12% faster when dY has few rows (128 for D.3).
+            dW = self.grads["W"].reshape(self.out_channels, -1)   # a view: += lands in grads
+            dW += (col_rows @ dout_rows.T).T
             if "b" in self.params:
                 self.grads["b"] += dout_rows.sum(axis=1)
         if not self.needs_input_grad:

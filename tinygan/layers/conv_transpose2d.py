@@ -75,8 +75,7 @@ class ConvTranspose2D(Layer):
                       out=self.workspace("dcol", dcol_shape, dout))
         dcol_rows = dcol.reshape(-1, N * H * W_in)
         if self.requires_grad:
-            # X @ dcol^T, as (dcol @ X^T)^T for speed (see Conv2D.backward)
-            self.grads["W"] += (dcol_rows @ self.x_rows.T).T.reshape(W.shape)
+            self.grads["W"] += (self.x_rows @ dcol_rows.T).reshape(W.shape)
             if "b" in self.params:
                 self.grads["b"] += dout.sum(axis=(0, 2, 3))
         if not self.needs_input_grad:
