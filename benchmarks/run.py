@@ -31,7 +31,7 @@ from tinygan.kernels import reference
 from tinygan.trainer import library_versions
 
 from .flops import model_multiply_adds, train_step_multiply_adds
-from .timing import measure, measure_pair
+from .timing import measure, measure_pair, timed_call
 
 # The convolutions of the dcgan architecture: (name, image (N excluded), kernel, stride, padding).
 # For a ConvTranspose2D the "image" is its output: its forward is a col2im onto it, its backward an im2col of it.
@@ -85,11 +85,6 @@ class Bench:
 
     def time_torch(self, function, repeats=None, warmup=2):
         return measure(function, repeats or self.repeats, warmup, self.torch_synchronize())
-
-    def time_against_torch(self, function, torch_function, warmup=2):
-        """(tinygan's timing, torch's timing, timing of the ratio), the calls in alternation."""
-        return measure_pair(function, torch_function, self.repeats, warmup,
-                            (self.synchronize, self.torch_synchronize()))
 
     def array(self, shape, seed=0):
         return backend.to_device(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
@@ -182,8 +177,10 @@ def step_rows(bench, arch, batch):
     gan = GAN(generator, discriminator)
     row = {"arch": arch, "batch": batch, "gflop_per_step": flops / 1e9}
     if bench.torch:
-        row["tinygan"], row["torch"], row["ratio_to_torch"] = bench.time_against_torch(
-            lambda: gan.train_step(real), lambda: torch_gan.train_step(torch_real), warmup=3)
+        row["tinygan"], row["torch"], row["ratio_to_torch"] = measure_pair(
+            lambda: timed_call(lambda: gan.train_step(real), bench.synchronize),
+            lambda: timed_call(lambda: torch_gan.train_step(torch_real), bench.torch_synchronize()),
+            bench.repeats, warmup=3)
     else:
         row["tinygan"] = bench.time(lambda: gan.train_step(real), warmup=3)
     for name in ("tinygan", "torch"):

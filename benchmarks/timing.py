@@ -26,8 +26,8 @@ def measure(function, repeats, warmup=2, synchronize=None):
     return summary([timed_call(function, synchronize) for _ in range(repeats)])
 
 
-def measure_pair(first, second, repeats, warmup=2, synchronize=(None, None)):
-    """Time two functions in alternation, ``first`` then ``second``, ``repeats`` times.
+def measure_pair(first, second, repeats, warmup=2):
+    """Time two things in alternation; ``first`` and ``second`` each run once and return its seconds.
 
     On a shared machine the speed drifts by 10-30% over seconds, as other jobs
     come and go. Timed one after the other, the two would see different
@@ -40,6 +40,6 @@ def measure_pair(first, second, repeats, warmup=2, synchronize=(None, None)):
         second()
     a, b = [], []
     for _ in range(repeats):
-        a.append(timed_call(first, synchronize[0]))
-        b.append(timed_call(second, synchronize[1]))
+        a.append(first())
+        b.append(second())
     return summary(a), summary(b), summary([x / y for x, y in zip(a, b)])
