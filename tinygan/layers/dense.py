@@ -1,5 +1,6 @@
 """Dense (fully connected) layer."""
 from .. import init
+from ..backend import get_array_module
 from .layer import Layer
 
 
@@ -37,7 +38,9 @@ class Dense(Layer):
                 self.grads["b"] += dout.sum(axis=0)
         if not self.needs_input_grad:
             return None
-        return dout @ self.params["W"].T
+        # dot, not @: NumPy's matmul falls back to a slow loop when the inner
+        # dimension is 1 (D's last layer, out_features = 1: 1.1 ms against 0.2).
+        return get_array_module(dout).dot(dout, self.params["W"].T)
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={'b' in self.params}"
