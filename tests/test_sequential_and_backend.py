@@ -58,47 +58,43 @@ def test_parameters_yield_every_layer_name_param_and_grad():
     assert model.num_parameters() == 4 * 9 + 4 + 4 + 4 + 64 + 1
 
 
-def test_requires_grad_off_skips_parameter_gradients_but_not_the_input_gradient(path):
-    rng = np.random.default_rng(0)
+def small_networks_with_data(rng):
+    """(model, input, upstream gradient) for the small discriminator and generator, as float32 device arrays."""
     for model, x in ((small_discriminator(), rng.standard_normal((3, 1, 8, 8))),
                      (small_generator(), rng.standard_normal((3, 5)))):
         x = backend.to_device(x.astype(np.float32))
-        dout = backend.to_device(rng.standard_normal(model.forward(x).shape).astype(np.float32))
+        yield model, x, backend.to_device(rng.standard_normal(model.forward(x).shape).astype(np.float32))
 
-        def backward(requires_grad):
-            model.zero_grad()
-            model.requires_grad_(requires_grad)
-            backend.seed(1)   # the same dropout mask each time
-            model.forward(x)
-            dx = backend.as_numpy(model.backward(dout))
-            return dx, [backend.as_numpy(grad).copy() for _, _, _, grad in model.parameters()]
 
-        dx, grads = backward(True)
+def backward_pass(model, x, dout, input_grad=True):
+    """(dL/dx or None, every parameter gradient) from zeroed gradients, the same dropout mask each time."""
+    model.zero_grad()
+    backend.seed(1)
+    model.forward(x)
+    dx = model.backward(dout, input_grad=input_grad)
+    return (None if dx is None else backend.as_numpy(dx),
+            [backend.as_numpy(grad).copy() for _, _, _, grad in model.parameters()])
+
+
+def test_requires_grad_off_skips_parameter_gradients_but_not_the_input_gradient(path):
+    for model, x, dout in small_networks_with_data(np.random.default_rng(0)):
+        dx, grads = backward_pass(model, x, dout)
         assert all(np.abs(grad).max() > 0 for grad in grads)
-        dx_frozen, grads_frozen = backward(False)
+        dx_frozen, grads_frozen = backward_pass(model.requires_grad_(False), x, dout)
         np.testing.assert_array_equal(dx_frozen, dx)
         assert not any(grad.any() for grad in grads_frozen)
-        dx_again, grads_again = backward(True)
+        dx_again, grads_again = backward_pass(model.requires_grad_(True), x, dout)
         np.testing.assert_array_equal(dx_again, dx)
         for grad, expected in zip(grads_again, grads):
             np.testing.assert_array_equal(grad, expected)
 
 
 def test_input_grad_off_returns_none_and_the_same_parameter_gradients(path):
-    rng = np.random.default_rng(0)
-    for model, x in ((small_discriminator(), rng.standard_normal((3, 1, 8, 8))),
-                     (small_generator(), rng.standard_normal((3, 5)))):
-        x = backend.to_device(x.astype(np.float32))
-        dout = backend.to_device(rng.standard_normal(model.forward(x).shape).astype(np.float32))
-        results = []
-        for input_grad in (True, False):
-            model.zero_grad()
-            backend.seed(1)
-            model.forward(x)
-            dx = model.backward(dout, input_grad=input_grad)
-            results.append((dx, [backend.as_numpy(grad).copy() for _, _, _, grad in model.parameters()]))
-        assert results[0][0].shape == x.shape and results[1][0] is None
-        for with_dx, without_dx in zip(results[0][1], results[1][1]):
+    for model, x, dout in small_networks_with_data(np.random.default_rng(0)):
+        dx, grads = backward_pass(model, x, dout)
+        no_dx, same_grads = backward_pass(model, x, dout, input_grad=False)
+        assert dx.shape == x.shape and no_dx is None
+        for without_dx, with_dx in zip(same_grads, grads):
             np.testing.assert_array_equal(without_dx, with_dx)
         assert model[0].needs_input_grad   # switched back on for the next caller
 
