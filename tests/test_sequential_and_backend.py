@@ -59,9 +59,11 @@ def test_parameters_yield_every_layer_name_param_and_grad():
 
 
 def small_networks_with_data(rng):
-    """(model, input, upstream gradient) for the small discriminator and generator, as float32 device arrays."""
+    """(model, input, upstream gradient) for the small discriminator and generator, and for an MLP
+    discriminator whose first layer has no parameters, as float32 device arrays."""
+    mlp = Sequential([Flatten(), Dense(64, 6), LeakyReLU(0.2), Dropout(0.3), Dense(6, 1)])
     for model, x in ((small_discriminator(), rng.standard_normal((3, 1, 8, 8))),
-                     (small_generator(), rng.standard_normal((3, 5)))):
+                     (small_generator(), rng.standard_normal((3, 5))), (mlp, rng.standard_normal((3, 1, 8, 8)))):
         x = backend.to_device(x.astype(np.float32))
         yield model, x, backend.to_device(rng.standard_normal(model.forward(x).shape).astype(np.float32))
 
@@ -96,7 +98,9 @@ def test_input_grad_off_returns_none_and_the_same_parameter_gradients(path):
         assert dx.shape == x.shape and no_dx is None
         for without_dx, with_dx in zip(same_grads, grads):
             np.testing.assert_array_equal(without_dx, with_dx)
-        assert model[0].needs_input_grad   # switched back on for the next caller
+        assert all(layer.needs_input_grad for layer in model)   # switched back on for the next caller
+    parameter_free = Sequential([Flatten(), Tanh()])
+    assert parameter_free.backward(backend.to_device(np.ones((2, 4), np.float32)), input_grad=False) is None
 
 
 def test_state_dict_round_trips_through_npz(tmp_path):

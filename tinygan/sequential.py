@@ -27,16 +27,23 @@ class Sequential:
         """dL/d(input) from dL/d(output), filling every layer's grads on the way.
 
         input_grad=False: the input is data (images, noise) whose gradient
-        nobody needs, so the first layer may skip it, and None is returned.
+        nobody needs, and None is returned. The layers in front of the first
+        one with parameters then have nothing to do (they only pass dL/dx
+        back), and that first one is told it may skip dL/dx.
         """
-        first = self.layers[0]
-        for layer in reversed(self.layers[1:]):
+        stop = 0   # backward runs layers[stop:], last to first
+        if not input_grad:
+            stop = next((index for index, layer in enumerate(self.layers) if layer.params), len(self.layers))
+        for layer in reversed(self.layers[stop + 1:]):
             dout = layer.backward(dout)
-        first.needs_input_grad = input_grad
+        if stop == len(self.layers):
+            return None
+        layer = self.layers[stop]
+        layer.needs_input_grad = input_grad
         try:
-            dx = first.backward(dout)
+            dx = layer.backward(dout)
         finally:
-            first.needs_input_grad = True
+            layer.needs_input_grad = True
         return dx if input_grad else None
 
     def requires_grad_(self, requires_grad=True):
