@@ -26,7 +26,20 @@ def model_multiply_adds(model, shapes):
     return sum(multiply_adds(layer, *shape) for layer, shape in zip(model, shapes))
 
 
-def train_step_multiply_adds(generator_forward, discriminator_forward):
-    """GAN.train_step with d_steps=1: D forward+backward on the real, the fake, and in the G step
-    (3 x 3 D), G forward once and backward once (1 + 2 G)."""
-    return 9 * discriminator_forward + 3 * generator_forward
+def first_layer_multiply_adds(model, shapes):
+    """Forward multiply-adds of the first layer with parameters: the size of the input-gradient
+    product that Sequential.backward(..., input_grad=False) skips."""
+    return next((multiply_adds(layer, *shape) for layer, shape in zip(model, shapes) if layer.params), 0)
+
+
+def train_step_multiply_adds(generator, discriminator):
+    """GAN.train_step with d_steps=1, counting the products it runs. Each argument is a network's
+    (forward, first layer) multiply-adds; every backward product is the size of its forward one.
+
+    D: three forwards (real, fake, G step); weight gradients twice (the D step; in the G step D
+    has requires_grad off); input gradients three times, less the first layer's in the D step's
+    two (the images). G: one forward, one weight gradient, one input gradient less the first
+    layer's (the noise).
+    """
+    (generator_forward, generator_first), (discriminator_forward, discriminator_first) = generator, discriminator
+    return (3 * generator_forward - generator_first) + (8 * discriminator_forward - 2 * discriminator_first)

@@ -30,7 +30,7 @@ from tinygan.gan import GAN
 from tinygan.kernels import reference
 from tinygan.trainer import library_versions
 
-from .flops import model_multiply_adds, train_step_multiply_adds
+from .flops import first_layer_multiply_adds, model_multiply_adds, train_step_multiply_adds
 from .timing import measure, measure_pair, timed_call
 
 # The convolutions of the dcgan architecture: (name, image (N excluded), kernel, stride, padding).
@@ -166,8 +166,9 @@ def step_rows(bench, arch, batch):
     generator, discriminator = models.build(arch)
     _, generator_shapes = record_shapes(generator, bench.array((batch, 100)))
     _, discriminator_shapes = record_shapes(discriminator, bench.array((batch, 1, 28, 28)))
-    flops = 2 * train_step_multiply_adds(model_multiply_adds(generator, generator_shapes),
-                                         model_multiply_adds(discriminator, discriminator_shapes))
+    counts = [(model_multiply_adds(model, shapes), first_layer_multiply_adds(model, shapes))
+              for model, shapes in ((generator, generator_shapes), (discriminator, discriminator_shapes))]
+    flops = 2 * train_step_multiply_adds(*counts)
     real = bench.array((batch, 1, 28, 28))
     if bench.torch:  # translate before tinygan trains, so both start from the same weights
         from .torch_reference import TorchGAN, tensor, to_torch
