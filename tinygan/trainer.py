@@ -186,7 +186,7 @@ class Trainer:
         batch_size, steps = config["batch_size"], self.steps_per_epoch
         order = backend.to_device(backend.numpy_rng().permutation(len(self.train_images)))
         progress = ProgressBar(steps, f"epoch {epoch}/{config['epochs']}", not config["quiet"])
-        step_losses = []
+        step_losses, running_totals = [], np.zeros(2)
         start = time.perf_counter()
         for step in range(steps):
             real = self.train_images[order[step * batch_size:(step + 1) * batch_size]]
@@ -197,7 +197,8 @@ class Trainer:
                     f"training diverged at epoch {epoch}, step {step + 1} (D loss {d_loss}, G loss {g_loss}); "
                     f"try a lower --lr"), exit_code=3)
             step_losses.append((d_loss, g_loss))
-            progress.update(step + 1, *np.mean(step_losses, axis=0))
+            running_totals += (d_loss, g_loss)   # not np.mean(step_losses): that is quadratic in the steps
+            progress.update(step + 1, *running_totals / (step + 1))
         seconds = time.perf_counter() - start
         progress.close()
 
