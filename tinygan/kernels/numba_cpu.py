@@ -20,6 +20,14 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from .reference import DROPOUT_BITS, SPLITMIX64_GOLDEN, SPLITMIX64_MIX1, SPLITMIX64_MIX2, output_size
+from .reference import adam_update as reference_adam_update
+
+
+@njit(inline="always", cache=True)
+def _block_bounds(index, length, size):
+    """[first, last): the index-th block of ``length`` consecutive items out of ``size`` (the last one may be short)."""
+    first = index * length
+    return first, min(size, first + length)
 
 
 @njit(parallel=True, cache=True)
@@ -57,8 +65,8 @@ def _col2im(col, padded, x, sh, sw, batch_slices):
     ph, pw = (padded.shape[2] - H) // 2, (padded.shape[3] - W) // 2
     step = (N + batch_slices - 1) // batch_slices
     for block in prange(C * batch_slices):
-        c, first = block // batch_slices, block % batch_slices * step
-        last = min(N, first + step)
+        c = block // batch_slices
+        first, last = _block_bounds(block % batch_slices, step, N)
         for n in range(first, last):
             padded[n, c] = 0
         # padded[first:last, c] belongs to this thread alone, so the += cannot
@@ -229,8 +237,7 @@ FEATURES_PER_BLOCK = 512
 def _batchnorm_forward_features(x, gamma, beta, eps, y, x_hat, mean, var, inverse_std):
     N, C = x.shape
     for block in prange((C + FEATURES_PER_BLOCK - 1) // FEATURES_PER_BLOCK):
-        first = block * FEATURES_PER_BLOCK
-        last = min(C, first + FEATURES_PER_BLOCK)
+        first, last = _block_bounds(block, FEATURES_PER_BLOCK, C)
         totals, squares = np.zeros(last - first), np.zeros(last - first)
         # Row slices, not x[n, first + k]: the compiler then knows every index
         # is in range and vectorises the loops (5x).
@@ -260,8 +267,7 @@ def _batchnorm_forward_features(x, gamma, beta, eps, y, x_hat, mean, var, invers
 def _batchnorm_backward_features(dout, x_hat, gamma, inverse_std, dx, dgamma, dbeta):
     N, C = dout.shape
     for block in prange((C + FEATURES_PER_BLOCK - 1) // FEATURES_PER_BLOCK):
-        first = block * FEATURES_PER_BLOCK
-        last = min(C, first + FEATURES_PER_BLOCK)
+        first, last = _block_bounds(block, FEATURES_PER_BLOCK, C)
         sums_dout, sums_dout_x_hat = np.zeros(last - first), np.zeros(last - first)
         for n in range(N):
             row_dout, row_hat = dout[n, first:last], x_hat[n, first:last]
@@ -315,7 +321,6 @@ def _adam_update(param, grad, m, v, step_size, beta1, beta2, root_correction2, e
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
     """One pass over the four arrays instead of NumPy's eight (see reference.adam_update)."""
     if not all(a.flags.c_contiguous for a in (param, grad, m, v)):   # in place needs flat views
-        from .reference import adam_update as fallback
-        return fallback(param, grad, m, v, lr, beta1, beta2, eps, step)
+        return reference_adam_update(param, grad, m, v, lr, beta1, beta2, eps, step)
     _adam_update(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
                  lr / (1 - beta1 ** step), beta1, beta2, (1 - beta2 ** step) ** 0.5, eps)
