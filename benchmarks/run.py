@@ -1,6 +1,6 @@
 """Benchmarks: kernels, layers and whole GAN training steps, NumPy vs Numba vs CuPy, next to PyTorch.
 
-    python -m benchmarks                 # quick: about a minute on 2 CPU cores
+    python -m benchmarks                 # quick: about 15 s on 2 CPU cores (python benchmarks/run.py alike)
     python -m benchmarks --full          # more repeats, batch 64 and 128
     python -m benchmarks --device gpu    # the CuPy backend (synchronised around every timed call)
 
@@ -30,8 +30,10 @@ from tinygan.gan import GAN
 from tinygan.kernels import reference
 from tinygan.trainer import library_versions
 
-from .flops import first_layer_multiply_adds, model_multiply_adds, train_step_multiply_adds
-from .timing import measure, measure_pair, timed_call
+if not __package__:   # run as `python benchmarks/run.py`: the repository root holds the benchmarks package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.flops import first_layer_multiply_adds, model_multiply_adds, train_step_multiply_adds  # noqa: E402
+from benchmarks.timing import measure, measure_pair, timed_call  # noqa: E402
 
 # The convolutions of the dcgan architecture: (name, image (N excluded), kernel, stride, padding).
 # For a ConvTranspose2D the "image" is its output: its forward is a col2im onto it, its backward an im2col of it.
@@ -149,7 +151,7 @@ def layer_rows(bench, arch, batch):
 
 
 def torch_layer_times(bench, layer, x_in, dout):
-    from .torch_reference import tensor, torch_layer
+    from benchmarks.torch_reference import tensor, torch_layer
     torch = bench.torch
     module = torch_layer(layer, x_in.ndim).to(bench.torch_device).train()
     x = tensor(x_in, bench.torch_device).requires_grad_(True)
@@ -171,7 +173,7 @@ def step_rows(bench, arch, batch):
     flops = 2 * train_step_multiply_adds(*counts)
     real = bench.array((batch, 1, 28, 28))
     if bench.torch:  # translate before tinygan trains, so both start from the same weights
-        from .torch_reference import TorchGAN, tensor, to_torch
+        from benchmarks.torch_reference import TorchGAN, tensor, to_torch
         torch_gan = TorchGAN(to_torch(generator, 2, bench.torch_device), to_torch(discriminator, 4, bench.torch_device),
                              device=bench.torch_device)
         torch_real = tensor(real, bench.torch_device)

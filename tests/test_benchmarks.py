@@ -27,3 +27,11 @@ def test_benchmark_writes_every_section(tmp_path):
     assert timing["min"] <= timing["median"] <= timing["max"]
     assert abs(timing["epoch_seconds"] - 60000 / 64 * timing["median"]) < 1e-6
     assert "tinygan / torch" not in result.stdout and "training step" in result.stdout
+
+
+def test_run_py_also_runs_as_a_script():
+    """The issue names both entry points: `python -m benchmarks` and `python benchmarks/run.py`."""
+    result = subprocess.run([sys.executable, "benchmarks/run.py", "--help"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "--device" in result.stdout and "--full" in result.stdout
