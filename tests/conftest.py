@@ -1,5 +1,6 @@
 """Shared fixtures: every test body runs on each compute path (one body, not one copy per backend)."""
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,10 @@ settings.register_profile("tinygan", deadline=None, print_blob=True, derandomize
                           max_examples=int(os.environ.get("TINYGAN_MAX_EXAMPLES", "50")),
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 settings.load_profile("tinygan")
+
+# The project's MNIST copy, beside the checkout (never inside it); the tests that read it skip without it.
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+requires_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no MNIST copy at {SHARED_MNIST}")
 
 # numpy: the reference kernels; numba: the CPU default; cupy: the GPU (marked, skipped without one).
 PATHS = ["numpy", "numba", pytest.param("cupy", marks=pytest.mark.gpu)]

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import SHARED_MNIST, requires_mnist
 from tinygan import cli, models
 from tinygan.gan import GAN
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-pytestmark = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no MNIST copy at {SHARED_MNIST}")
+pytestmark = requires_mnist
 QUICK = ["--limit", "128", "--batch-size", "64", "--eval-images", "64", "--data-dir", str(SHARED_MNIST)]
 
 

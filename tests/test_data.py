@@ -11,10 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import SHARED_MNIST, requires_mnist
 from tinygan import data
-
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-requires_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no MNIST copy at {SHARED_MNIST}")
 
 
 @pytest.fixture
