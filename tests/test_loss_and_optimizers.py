@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinygan import SGD, Adam, BCEWithLogits, Dense, backend
+from tinygan import SGD, Adam, BCEWithLogits, Dense, SoftmaxCrossEntropy, backend
 from gradcheck import EPS, RELATIVE_TOLERANCE, relative_error
 
 
@@ -133,3 +133,48 @@ def test_optimizer_state_round_trips(float64):
 def test_optimizer_without_parameters_is_an_error():
     with pytest.raises(ValueError, match="Adam got no parameters"):
         Adam([])
+
+
+def naive_cross_entropy(logits, labels):
+    """The textbook formula, softmax then log: fine at moderate logits."""
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return -np.mean(np.log(p[np.arange(len(labels)), labels]))
+
+
+@given(n=st.integers(1, 20), classes=st.integers(2, 12), seed=st.integers(0, 2**32 - 1))
+def test_softmax_cross_entropy_value_and_gradient(path, n, classes, seed):
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((n, classes)) * 3
+    labels = rng.integers(0, classes, n)
+    loss = SoftmaxCrossEntropy()
+    value = loss.forward(backend.to_device(logits), backend.to_device(labels))
+    assert isinstance(value, float)
+    assert value == pytest.approx(naive_cross_entropy(logits, labels), rel=1e-12)
+    gradient = backend.as_numpy(loss.backward())
+    for _ in range(2):
+        direction = rng.standard_normal(logits.shape)
+        numeric = (naive_cross_entropy(logits + EPS * direction, labels)
+                   - naive_cross_entropy(logits - EPS * direction, labels)) / (2 * EPS)
+        assert relative_error(numeric, float((gradient * direction).sum())) < RELATIVE_TOLERANCE
+    np.testing.assert_allclose(gradient.sum(axis=1), 0, atol=1e-15)   # softmax rows sum to one
+
+
+def test_softmax_cross_entropy_is_finite_and_exact_at_extreme_logits(path):
+    loss = SoftmaxCrossEntropy()
+    logits = backend.to_device(np.array([[1000.0, -1000.0, 0.0], [1000.0, -1000.0, 0.0], [5e4, 5e4, -5e4]]))
+    value = loss.forward(logits, backend.to_device(np.array([0, 1, 0])))
+    assert value == pytest.approx((0 + 2000 + np.log(2)) / 3, rel=1e-15)    # the naive form gives inf or nan
+    np.testing.assert_allclose(backend.as_numpy(loss.backward()),
+                               np.array([[0, 0, 0], [1, -1, 0], [-0.5, 0.5, 0]]) / 3, atol=1e-15)
+    assert np.isfinite(loss.forward(logits.astype(np.float32), backend.to_device(np.array([2, 2, 2]))))
+
+
+@pytest.mark.parametrize("logits, labels, message", [
+    (np.zeros(4), np.zeros(4, dtype=int), r"logits of shape \(N, classes\)"),
+    (np.zeros((4, 3)), np.zeros(3, dtype=int), r"integer labels of shape \(4,\)"),
+    (np.zeros((4, 3)), np.zeros(4), r"integer labels"),
+    (np.zeros((4, 3)), np.array([0, 1, 2, 3]), r"labels must lie in \[0, 2\]"),
+])
+def test_softmax_cross_entropy_rejects_bad_labels(logits, labels, message):
+    with pytest.raises(ValueError, match=message):
+        SoftmaxCrossEntropy().forward(logits, labels)

@@ -32,3 +32,41 @@ class BCEWithLogits:
 
     def backward(self):
         return (stable_sigmoid(self.logits) - self.targets) / self.logits.size
+
+
+class SoftmaxCrossEntropy:
+    """loss = mean_n [ -log softmax(x_n)[y_n] ]  on logits x (N, K) and integer labels y (N,).
+
+    Written in the log-sum-exp form, with m_n = max_k x_nk,
+        -log softmax(x_n)[y_n] = m_n + log sum_k exp(x_nk - m_n) - x_n,y_n,
+    so every exp sees an argument <= 0: no overflow at any finite logit, and
+    the largest term is exactly exp(0) = 1, so the log never sees 0 (a softmax
+    followed by a log returns inf where a probability rounds to 0).
+    Gradient: with p = softmax(x) and onehot(y) the one-hot rows,
+        dL/dx = (p - onehot(y)) / N,
+    the same "prediction minus target" as BCEWithLogits, one row per example.
+    """
+
+    def forward(self, logits, labels):
+        xp = get_array_module(logits)
+        if logits.ndim != 2:
+            raise ValueError(f"SoftmaxCrossEntropy expects logits of shape (N, classes), got {tuple(logits.shape)}")
+        labels = xp.asarray(labels)
+        if labels.shape != logits.shape[:1] or labels.dtype.kind not in "iu":
+            raise ValueError(f"SoftmaxCrossEntropy expects integer labels of shape ({logits.shape[0]},), got "
+                             f"{labels.dtype} of shape {tuple(labels.shape)}")
+        if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= logits.shape[1]):
+            raise ValueError(f"SoftmaxCrossEntropy labels must lie in [0, {logits.shape[1] - 1}]")
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_sum = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        self.log_probabilities, self.labels = shifted - log_sum, labels
+        rows = xp.arange(len(labels))
+        return float(-self.log_probabilities[rows, labels].mean())
+
+    __call__ = forward
+
+    def backward(self):
+        xp = get_array_module(self.log_probabilities)
+        gradient = xp.exp(self.log_probabilities)
+        gradient[xp.arange(len(self.labels)), self.labels] -= 1
+        return gradient / len(self.labels)
