@@ -194,6 +194,37 @@ def step_rows(bench, arch, batch):
     return row
 
 
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+def eval_rows(data_dir, n=10_000):
+    """`tinygan eval` on n images (MNIST test images standing in for generated ones: generation excluded),
+    cold (the real side computed, as on a first call) and warm (the real side from the cache), with the parts."""
+    import tempfile
+
+    from tinygan import data, evaluation
+    try:
+        images = data.load("mnist", data_dir, download=False).test_images[:n]
+    except data.DataError as error:
+        return {"skipped": str(error)}
+    rows = {}
+    with tempfile.TemporaryDirectory() as cache:
+        previous = os.environ.get("XDG_CACHE_HOME")
+        os.environ["XDG_CACHE_HOME"] = cache
+        try:
+            for state in ("cold", "warm"):
+                evaluators = []   # the loading of the classifier and the data counts too
+                seconds = timed_call(lambda: evaluators.append(evaluation.Evaluator("mnist", data_dir))
+                                     or evaluators[0].evaluate(images))
+                rows[state] = {"n": len(images), "seconds": seconds, "parts": dict(evaluators[0].timings)}
+        finally:
+            if previous is None:
+                del os.environ["XDG_CACHE_HOME"]
+            else:
+                os.environ["XDG_CACHE_HOME"] = previous
+    return rows
+
+
 def peak_memory(bench):
     memory = {"process_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if bench.device == "gpu":
@@ -240,6 +271,14 @@ def print_report(report):
             ratio = row["ratio_to_torch"]
             say(f"  {'':<6} {'':<10} tinygan / torch = {ratio['median']:.2f} [{ratio['min']:.2f}-{ratio['max']:.2f}]"
                 f" (median of {ratio['repeats']} ratios, the two steps timed in alternation)")
+    if report.get("eval"):
+        say("\ntinygan eval (generation excluded), seconds: cold computes the real side, warm reads it from the cache")
+        for state, row in report["eval"].items():
+            if state == "skipped":
+                say(f"  skipped: {row}")
+                continue
+            parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in row["parts"].items())
+            say(f"  {state:<5} {row['n']:,} images {row['seconds']:6.1f}  ({parts})")
     say("\nmemory: " + ", ".join(f"{k} {v:.0f}" for k, v in report["memory"].items()))
 
 
@@ -249,11 +288,16 @@ def print_report(report):
 @click.option("--no-torch", is_flag=True, help="Skip the PyTorch reference column even where torch is installed.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Where to write every figure [default: runs/benchmarks/<date>-<device>.json].")
-@click.option("--only", type=click.Choice(["kernels", "layers", "step"]), multiple=True,
+@click.option("--only", type=click.Choice(["kernels", "layers", "step", "eval"]), multiple=True,
               help="Run only these sections (repeatable).")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="Timed calls per figure [default: 5, or 20 with --full].")
-def main(device, full, no_torch, json_path, only, repeats):
+@click.option("--data-dir", type=click.Path(file_okay=False), default=str(SHARED_MNIST) if SHARED_MNIST.is_dir() else None,
+              help="MNIST for the eval section [default: ../shared/data/mnist beside the checkout, else the search "
+                   "order of `train`].")
+@click.option("--eval-images", type=click.IntRange(min=1000), default=10_000, show_default=True,
+              help="Images the eval section measures.")
+def main(device, full, no_torch, json_path, only, repeats, data_dir, eval_images):
     """Time tinygan's kernels, layers and training steps (see benchmarks/run.py)."""
     try:
         backend.use_device(device)
@@ -261,7 +305,7 @@ def main(device, full, no_torch, json_path, only, repeats):
         sys.exit(f"Error: {error}")
     torch = None if no_torch else load_torch()
     bench = Bench(device, full, torch, repeats)
-    sections = set(only) or {"kernels", "layers", "step"}
+    sections = set(only) or {"kernels", "layers", "step", "eval"}
     now = datetime.datetime.now(datetime.timezone.utc)
     batches = (64, 128) if full else (64,)
     report = {"date": now.isoformat(timespec="seconds"), "machine": machine(device), "versions": dict(library_versions(), torch=torch.__version__ if torch else None),
@@ -269,13 +313,15 @@ def main(device, full, no_torch, json_path, only, repeats):
                            "cpu_kernels": kernels.cpu_kernels(), "threads": os.cpu_count(),
                            "environment": {k: os.environ.get(k) for k in
                                            ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "OMP_NUM_THREADS")}},
-              "matmul": matmul_peak(bench), "kernels": [], "layers": [], "train_step": []}
+              "matmul": matmul_peak(bench), "kernels": [], "layers": [], "train_step": [], "eval": {}}
     if "kernels" in sections:
         report["kernels"] = kernel_rows(bench, 64)
     if "layers" in sections:
         report["layers"] = [row for arch in ("dcgan", "mlp") for row in layer_rows(bench, arch, 64)]
     if "step" in sections:
         report["train_step"] = [step_rows(bench, arch, batch) for arch in ("mlp", "dcgan") for batch in batches]
+    if "eval" in sections:
+        report["eval"] = eval_rows(data_dir, eval_images)
     report["memory"] = peak_memory(bench)
     print_report(report)
     path = Path(json_path or Path("runs") / "benchmarks" / f"{now:%Y%m%d-%H%M%S}-{device}.json")

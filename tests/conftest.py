@@ -23,6 +23,19 @@ requires_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no MNIST
 PATHS = ["numpy", "numba", pytest.param("cupy", marks=pytest.mark.gpu)]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """One cache directory for the whole session, not the user's: eval's real-side statistics are
+    computed once here and shared by every test (and by the subprocesses, which inherit it)."""
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous
+
+
 def skip_without_gpu():
     reason = backend.gpu_unavailable_reason()
     if reason is not None:

@@ -4,16 +4,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import SHARED_MNIST
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_benchmark_writes_every_section(tmp_path):
     path = tmp_path / "report.json"
-    result = subprocess.run([sys.executable, "-m", "benchmarks", "--repeats", "1", "--no-torch", "--json", str(path)],
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "--repeats", "1", "--no-torch", "--json", str(path),
+                             "--eval-images", "1000"],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     report = json.loads(path.read_text())
-    assert {"date", "machine", "versions", "settings", "matmul", "kernels", "layers", "train_step", "memory"} <= set(report)
+    assert {"date", "machine", "versions", "settings", "matmul", "kernels", "layers", "train_step", "eval",
+            "memory"} <= set(report)
     assert report["matmul"]["gflops"] > 0 and report["memory"]["process_peak_mb"] > 0
     assert {row["implementation"] for row in report["kernels"]} == {"numpy (reference)", "numba"}
     assert len(report["kernels"]) == 2 * 5
@@ -27,6 +31,10 @@ def test_benchmark_writes_every_section(tmp_path):
     assert timing["min"] <= timing["median"] <= timing["max"]
     assert abs(timing["epoch_seconds"] - 60000 / 64 * timing["median"]) < 1e-6
     assert "tinygan / torch" not in result.stdout and "training step" in result.stdout
+    if SHARED_MNIST.is_dir():
+        for state in ("cold", "warm"):
+            assert report["eval"][state]["n"] == 1000 and report["eval"][state]["seconds"] > 0
+            assert {"features", "fid", "kid", "precision/recall", "nearest train"} <= set(report["eval"][state]["parts"])
 
 
 def test_run_py_also_runs_as_a_script():

@@ -14,7 +14,8 @@ from tinygan import cli, models
 from tinygan.gan import GAN
 
 pytestmark = requires_mnist
-QUICK = ["--limit", "128", "--batch-size", "64", "--eval-images", "64", "--data-dir", str(SHARED_MNIST)]
+QUICK = ["--limit", "128", "--batch-size", "64", "--eval-images", "64", "--eval-every", "0",
+         "--data-dir", str(SHARED_MNIST)]   # no FID measurements: test_evaluation.py covers them
 
 
 def tinygan(*arguments, cwd=None):

@@ -1,10 +1,11 @@
-"""The command line: ``python -m tinygan train | sample | info``.
+"""The command line: ``python -m tinygan train | sample | eval | compare | classifier | info``.
 
 Every mistake a user can make (a bad option, a missing file, no GPU) ends in
 one line on stderr and a non-zero exit status, never in a traceback.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -12,17 +13,18 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import __version__, backend, data, images, kernels, models
+from . import __version__, backend, classifier, compare, data, evaluation, images, kernels, models
 from .gan import NOISE_KINDS
-from .trainer import Trainer, TrainingStopped, build_gan, load_checkpoint, load_config
+from .trainer import (EVAL_SAMPLES, Trainer, TrainingStopped, default_eval_every, library_versions, load_config,
+                      load_generator, write_text_atomically)
 
 # Errors that a user's input causes; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, data.DataError, backend.BackendError, FileNotFoundError, FileExistsError,
+USER_ERRORS = (ValueError, data.DataError, backend.BackendError, classifier.ClassifierError, FileNotFoundError, FileExistsError,
                NotADirectoryError)
 # Raised by click >= 8.2 for a bare `python -m tinygan`.
 NO_ARGUMENTS = getattr(click.exceptions, "NoArgsIsHelpError", ())
 # What --resume may change: where the data is and how the run is watched, and how long it goes on.
-RESUMABLE = {"resume", "epochs", "device", "quiet", "data_dir"}
+RESUMABLE = {"resume", "epochs", "device", "quiet", "data_dir", "eval_every"}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,6 +69,11 @@ def cli():
 @click.option("--eval-images", type=click.IntRange(min=1), default=None,
               help="Test images (and as many generated ones) for D's accuracy each epoch "
                    "[default: all 10,000, at most the training images used].")
+@click.option("--eval-every", type=click.IntRange(min=0), default=None,
+              help="Measure FID, KID, precision, recall and classes every N epochs and at the last; 0: never "
+                   "[default: 1 for the DCGANs, 5 for the MLPs].")
+@click.option("--eval-samples", type=click.IntRange(min=evaluation.MIN_IMAGES), default=EVAL_SAMPLES,
+              show_default=True, help="Generated images per measurement (compare FIDs only at equal numbers).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory [default: runs/<arch>-<date>-<time>].")
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
@@ -83,7 +90,7 @@ def train(context, **options):
         if fixed:
             names = ", ".join("--" + name.replace("_", "-") for name in fixed)
             raise click.UsageError(f"{names} cannot change when resuming: {run_dir}/config.json fixes them "
-                                   f"(only --epochs, --device, --data-dir and --quiet can)")
+                                   f"(only --epochs, --device, --data-dir, --eval-every and --quiet can)")
         config = load_config(run_dir)
         config.pop("versions", None)
         config.update({name: options[name] for name in given & RESUMABLE if name != "resume"})
@@ -93,6 +100,8 @@ def train(context, **options):
         options.pop("resume")
         options["depth"] = models.default_depth(options["arch"]) if options["depth"] is None else options["depth"]
         options["init"] = options["init"] or models.default_init(options["arch"])
+        if options["eval_every"] is None:
+            options["eval_every"] = default_eval_every(options["arch"])
         if options["out"] is None:
             options["out"] = str(Path("runs") / f"{options['arch']}-{time.strftime('%Y%m%d-%H%M%S')}")
         trainer = Trainer(options, log=click.echo)
@@ -104,6 +113,17 @@ def train(context, **options):
         click.echo(f"done: samples, metrics.csv, losses.png, progress.gif and {trainer.run_dir}/checkpoint.npz")
 
 
+def generated_images(gan, config, n, chunk=5000):
+    """Yield uint8 (<= chunk, 28, 28) pieces of n generated images, 0 black: memory stays flat in n."""
+    for start in range(0, n, chunk):
+        pictures = gan.generate(gan.sample_noise(min(chunk, n - start)))
+        yield data.to_uint8(backend.as_numpy(pictures), config["pixel_range"])
+
+
+WHICH = click.option("--which", type=click.Choice(["last", "best"]), default="last", show_default=True,
+                     help="The last epoch's generator, or the best-FID one (runs trained with --eval-every).")
+
+
 @cli.command()
 @click.option("--checkpoint", "run_dir", type=click.Path(file_okay=False), required=True,
               help="A run directory written by `train`.")
@@ -112,24 +132,113 @@ def train(context, **options):
               help="FILE.npy: uint8 (n, 28, 28), 0 black, 255 white; FILE.png: a grid.")
 @click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def sample(run_dir, n, out, device, seed):
+@WHICH
+def sample(run_dir, n, out, device, seed, which):
     """Generate images from a trained run's checkpoint."""
     out = Path(out)
     if out.suffix not in (".npy", ".png"):
         raise click.UsageError(f"--out must end in .npy or .png, got {out.name}")
-    config = load_config(Path(run_dir))
-    meta, arrays = load_checkpoint(Path(run_dir))
     backend.use_device(device)
     backend.seed(seed)
-    gan = build_gan(config)
-    gan.load_state_dict(arrays)
-    pictures = data.to_uint8(backend.as_numpy(gan.generate(gan.sample_noise(n))), config["pixel_range"])
+    gan, config, epoch = load_generator(Path(run_dir), which)
+    pictures = np.concatenate(list(generated_images(gan, config, n)))
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
         np.save(out, pictures)
     else:
         images.save_png(images.grid(pictures), out)
-    click.echo(f"wrote {n} images from epoch {meta['epoch']} of {run_dir} to {out}")
+    click.echo(f"wrote {n} images from epoch {epoch} ({which}) of {run_dir} to {out}")
+
+
+@cli.command("eval")
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--n", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Images to generate when SOURCE is a run directory.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write every figure to this JSON file.")
+@click.option("--dataset", type=click.Choice(list(data.DATASETS)), default=None,
+              help="Real images to compare with [default: the run's dataset, else mnist].")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Directory with the four IDX .gz files (else the run's, $TINYGAN_DATA, the cache).")
+@click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Noise for the generated images.")
+@WHICH
+def evaluate(source, n, json_path, dataset, data_dir, device, seed, which):
+    """Measure generated images: FID, KID, precision, recall, classes, memorisation.
+
+    SOURCE is a run directory (n images are generated from its checkpoint and
+    eval.json is written inside it) or a .npy file: uint8 (n, 28, 28) with 0
+    black, as `sample` writes, (n, 1, 28, 28), or floats in [-1, 1].
+    """
+    source = Path(source)
+    backend.use_device(device)
+    backend.seed(seed)
+    generation_seconds, title = 0.0, source.name
+    if source.is_dir():
+        gan, config, epoch = load_generator(source, which)
+        dataset = dataset or config["dataset"]
+        data_dir = data_dir or config.get("data_dir")
+        evaluation.check_count(n)
+        start = time.perf_counter()
+        pictures = evaluation.as_model_images(np.concatenate(list(generated_images(gan, config, n))))
+        generation_seconds = time.perf_counter() - start
+        title = f"{source.name}, epoch {epoch} ({which})"
+    elif source.suffix == ".npy":
+        try:
+            array = np.load(source, allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise evaluation.EvaluationError(f"{source} is not a readable .npy array ({error})") from None
+        pictures = evaluation.as_model_images(array, name=f"the images in {source}")
+        evaluation.check_count(len(pictures))
+    else:
+        raise click.UsageError(f"SOURCE must be a run directory or a .npy file, got {source}")
+    start = time.perf_counter()
+    evaluator = evaluation.Evaluator(dataset or "mnist", data_dir)
+    reference = evaluator.reference(len(pictures))
+    result = evaluator.evaluate(pictures)
+    seconds = time.perf_counter() - start
+    click.echo(evaluation.format_table(result, reference, title))
+    click.echo(f"evaluated {len(pictures):,} images in {seconds:.1f} s"
+               + (f" (generated in {generation_seconds:.1f} s)" if generation_seconds else ""))
+    record = dict(result, dataset=evaluator.dataset_name, source=str(source), which=which if source.is_dir() else None,
+                  reference=reference, classifier=evaluator.classifier.meta, seconds=seconds,
+                  generation_seconds=generation_seconds, versions=library_versions())
+    text = json.dumps(record, indent=2) + "\n"
+    targets = ([Path(json_path)] if json_path else []) + ([source / "eval.json"] if source.is_dir() else [])
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(target, text)
+        click.echo(f"wrote {target}")
+
+
+@cli.command("compare")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Write compare.md, compare.csv, fid_vs_epoch.png and fid_vs_time.png here "
+                   "[default: runs/compare-<date>-<time>].")
+def compare_command(runs, out):
+    """Runs side by side: the settings in which they differ, their final and best quality, FID plots."""
+    out = Path(out) if out else Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    table, _ = compare.compare(runs, out)
+    click.echo(table, nl=False)
+    click.echo(f"wrote {out}/compare.md, compare.csv and the FID plots")
+
+
+@cli.command("classifier")
+@click.option("--dataset", type=click.Choice(list(data.DATASETS)), default="mnist", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Directory with the four IDX .gz files (else $TINYGAN_DATA, else the cache, else download).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=classifier.EPOCHS, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Train on the first N images only.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Weights file [default: the shipped one, tinygan/weights/<dataset>_classifier.npz].")
+def classifier_command(dataset, data_dir, seed, epochs, limit, out):
+    """Train the classifier whose features `eval` measures with (remakes the shipped weights)."""
+    out = Path(out) if out else classifier.weights_path(dataset)
+    trained = classifier.train(dataset, data_dir, seed=seed, epochs=epochs, limit=limit, log=click.echo)
+    classifier.save(trained, out)
+    click.echo(f"wrote {out} (test accuracy {trained.meta['test_accuracy']:.4f})")
 
 
 @cli.command()

@@ -53,3 +53,31 @@ def plot_losses(step_losses, steps_per_epoch, target):
     figure.tight_layout()
     figure.savefig(target, format="png")
     plt.close(figure)
+
+
+def plot_quality(rows, target):
+    """FID, precision and recall, and class entropy against the epoch, for the measured epochs."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = [row for row in rows if row.get("fid") is not None]
+    epochs = [row["epoch"] for row in measured]
+    figure, axes = plt.subplots(1, 3, figsize=(12, 3.8), dpi=100)
+    panels = ((axes[0], (("fid", "FID", "tab:red"),), "FID (lower is better)"),
+              (axes[1], (("precision", "precision", "tab:blue"), ("recall", "recall", "tab:green")),
+               "precision, recall (higher is better)"),
+              (axes[2], (("class_entropy_bits", "class entropy (bits)", "tab:purple"),), "class entropy, bits"))
+    for axis, series, title in panels:
+        for key, label, colour in series:
+            axis.plot(epochs, [row[key] for row in measured], marker="o", color=colour, label=label)
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+    axes[1].set_ylim(-0.02, 1.02)
+    axes[1].legend()
+    axes[2].axhline(np.log2(10), color="grey", linestyle="--", linewidth=0.8, label="ten even classes")
+    axes[2].legend()
+    figure.tight_layout()
+    figure.savefig(target, format="png")
+    plt.close(figure)

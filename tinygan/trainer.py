@@ -8,6 +8,13 @@ A run directory holds:
   losses.png           the loss curves
   progress.gif         the sample grids through training
   checkpoint.npz       G, D, both optimizers, the history and the fixed noise
+  quality.png          FID, precision, recall and class entropy per measured epoch (--eval-every)
+  best.npz             the generator of the epoch with the lowest FID (--eval-every)
+
+With ``eval_every`` = N > 0, every N-th epoch and the last one are measured
+as ``tinygan eval`` measures (evaluation.py), on ``eval_samples`` images
+generated from one fixed noise batch, so that the epochs differ only in the
+generator; the figures become columns of metrics.csv.
 
 Reproducibility and resume: at the start of epoch e every generator is
 reseeded from (seed, e), so the shuffling, noise and dropout of an epoch depend
@@ -28,12 +35,21 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, backend, data, images, kernels, models
+from . import __version__, backend, data, evaluation, images, kernels, models
 from .files import write_atomically
 from .gan import GAN
 
 CHECKPOINT = "checkpoint.npz"
+BEST = "best.npz"          # the generator of the epoch with the lowest FID (train --eval-every)
 SAMPLE_GRID = 64   # images in the fixed-noise grid (8 x 8)
+QUALITY = ("fid", "kid", "precision", "recall", "class_entropy_bits", "rarest_class_share", "confidence",
+           "nearest_train_ratio")   # the eval figures kept per measured epoch
+EVAL_SAMPLES = 2000                  # generated images per measurement during training
+
+
+def default_eval_every(arch: str) -> int:
+    """Measure every DCGAN epoch (a few seconds against minutes); every 5th of the 10-second MLP epochs."""
+    return 5 if arch.startswith("mlp") else 1
 
 
 class TrainingStopped(RuntimeError):
@@ -84,6 +100,27 @@ def load_checkpoint(run_dir: Path):
     with np.load(path) as archive:
         arrays = {key: archive[key] for key in archive.files}
     return json.loads(str(arrays.pop("meta"))), arrays
+
+
+def load_generator(run_dir: Path, which: str = "last"):
+    """(gan, config, epoch): a run's GAN on the current device, with the last or the best-FID generator."""
+    config = load_config(run_dir)
+    meta, arrays = load_checkpoint(run_dir)
+    gan = build_gan(config)
+    gan.load_state_dict(arrays)
+    epoch = meta["epoch"]
+    if which == "best":
+        path = Path(run_dir) / BEST
+        if not path.is_file():
+            raise FileNotFoundError(f"{run_dir} holds no {BEST}: the run was trained without --eval-every, "
+                                    f"so no epoch was measured; use --which last")
+        with np.load(path) as archive:
+            best = {key: archive[key] for key in archive.files}
+        epoch = json.loads(str(best.pop("meta")))["epoch"]
+        gan.generator.load_state_dict(best)
+    elif which != "last":
+        raise ValueError(f"--which must be best or last, got {which!r}")
+    return gan, config, epoch
 
 
 def load_config(run_dir: Path) -> dict:
@@ -142,6 +179,11 @@ class Trainer:
         self.fixed_noise = backend.to_device(self.gan.sample_noise(SAMPLE_GRID, fixed_rng))
         self.history = {"epochs": [], "steps": []}
         self.epochs_done = 0
+        self.evaluator = None
+        if config.get("eval_every"):
+            self.evaluator = evaluation.Evaluator(config["dataset"], config["data_dir"])
+            eval_rng = np.random.default_rng(np.random.SeedSequence([config["seed"], 2**32 - 2]))
+            self.eval_noise = self.gan.sample_noise(config.get("eval_samples") or EVAL_SAMPLES, eval_rng)
         if resume:
             self._resume()
         else:
@@ -172,7 +214,30 @@ class Trainer:
                 self._train_epoch(epoch)
         except KeyboardInterrupt:
             raise TrainingStopped(self._stopped_message("interrupted"), exit_code=130) from None
+        best = self.best_epoch()
+        if best is not None and not config["quiet"]:
+            self.log(f"best FID {best['fid']:.2f} at epoch {best['epoch']}: its generator is {self.run_dir / BEST} "
+                     f"(`python -m tinygan sample --checkpoint {self.run_dir} --which best`)")
         return self.history
+
+    def best_epoch(self):
+        """The measured epoch with the lowest FID (its metrics row), or None."""
+        measured = [row for row in self.history["epochs"] if row.get("fid") is not None]
+        return min(measured, key=lambda row: row["fid"]) if measured else None
+
+    def _measure(self, epoch):
+        """The eval figures of this epoch's generator on the fixed eval noise; keeps it if its FID is the best."""
+        start = time.perf_counter()
+        pictures = data.to_uint8(backend.as_numpy(self.gan.generate(backend.to_device(self.eval_noise))),
+                                 self.config["pixel_range"])   # as `sample` writes them, so eval agrees
+        result = self.evaluator.evaluate(evaluation.as_model_images(pictures))
+        figures = {key: result[key] for key in QUALITY}
+        best = self.best_epoch()
+        if best is None or figures["fid"] < best["fid"]:
+            arrays = dict(self.gan.generator.state_dict(), meta=np.array(json.dumps({"epoch": epoch, **figures})))
+            write_atomically(self.run_dir / BEST, lambda stream: np.savez(stream, **arrays))
+        figures["eval_seconds"] = time.perf_counter() - start
+        return figures
 
     def _stopped_message(self, what):
         if self.epochs_done == 0:
@@ -207,6 +272,9 @@ class Trainer:
         row = {"epoch": epoch, "d_loss": float(d_loss), "g_loss": float(g_loss),
                "d_accuracy_real": accuracy_real, "d_accuracy_fake": accuracy_fake,
                "seconds": seconds, "images_per_second": steps * batch_size / seconds}
+        every = config.get("eval_every") or 0
+        if every and (epoch % every == 0 or epoch == config["epochs"]):
+            row.update(self._measure(epoch))
         self.history["epochs"].append(row)
         self.history["steps"].extend([float(d), float(g)] for d, g in step_losses)
         self.epochs_done = epoch
@@ -214,8 +282,9 @@ class Trainer:
         self._save_checkpoint()
         self._write_reports()
         if not config["quiet"]:
+            quality = f"  FID {row['fid']:.2f}" if "fid" in row else ""
             self.log(f"epoch {epoch}/{config['epochs']}  D loss {row['d_loss']:.4f}  G loss {row['g_loss']:.4f}  "
-                     f"D accuracy real {accuracy_real:.3f} fake {accuracy_fake:.3f}  "
+                     f"D accuracy real {accuracy_real:.3f} fake {accuracy_fake:.3f}{quality}  "
                      f"{seconds:.1f} s  {row['images_per_second']:.0f} images/s")
 
     def _save_samples(self, epoch):
@@ -233,8 +302,8 @@ class Trainer:
 
     def _write_reports(self):
         text = io.StringIO()
-        columns = list(self.history["epochs"][0])
-        writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+        columns = list(dict.fromkeys(key for row in self.history["epochs"] for key in row))
+        writer = csv.DictWriter(text, fieldnames=columns, restval="", lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.history["epochs"])
         write_text_atomically(self.run_dir / "metrics.csv", text.getvalue())
@@ -243,5 +312,8 @@ class Trainer:
         write_text_atomically(self.run_dir / "steps.csv", steps)
         write_atomically(self.run_dir / "losses.png", lambda stream: images.plot_losses(
             self.history["steps"], self.steps_per_epoch, stream))
+        if self.best_epoch() is not None:
+            write_atomically(self.run_dir / "quality.png",
+                             lambda stream: images.plot_quality(self.history["epochs"], stream))
         grids = [self.run_dir / "samples" / f"epoch_{e['epoch']:03d}.png" for e in self.history["epochs"]]
         write_atomically(self.run_dir / "progress.gif", lambda stream: images.save_gif(grids, stream))
