@@ -44,12 +44,19 @@ def test_pixels_round_trip_to_uint8():
 
 
 @requires_mnist
-def test_search_order_is_data_dir_then_environment_then_cache(clean_environment, monkeypatch):
+def test_a_named_directory_is_used_or_refused_never_swapped(clean_environment, monkeypatch):
     monkeypatch.setenv("TINYGAN_DATA", str(SHARED_MNIST))
     assert data.find_directory("mnist") == SHARED_MNIST
     other = clean_environment / "other"
     shutil.copytree(SHARED_MNIST, other)
     assert data.find_directory("mnist", other) == other
+    (other / "t10k-labels-idx1-ubyte.gz").unlink()   # --data-dir incomplete: refused, not TINYGAN_DATA instead
+    assert data.find_directory("mnist", other) is None
+    with pytest.raises(data.DataError, match=r"other lacks t10k-labels-idx1-ubyte.gz: point --data-dir"):
+        data.load("mnist", other)
+    monkeypatch.setenv("TINYGAN_DATA", str(other))   # the same for TINYGAN_DATA: not the cache instead
+    with pytest.raises(data.DataError, match=r"other lacks t10k-labels-idx1-ubyte.gz: point TINYGAN_DATA"):
+        data.load("mnist")
     monkeypatch.delenv("TINYGAN_DATA")
     cache = data.cache_directory("mnist")
     shutil.copytree(SHARED_MNIST, cache)

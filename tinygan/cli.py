@@ -6,6 +6,8 @@ one line on stderr and a non-zero exit status, never in a traceback.
 from __future__ import annotations
 
 import json
+import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -14,17 +16,33 @@ import click
 import numpy as np
 
 from . import __version__, backend, classifier, compare, data, evaluation, images, kernels, models
+from .files import DirectoryInUse, write_atomically
 from .gan import NOISE_KINDS
 from .trainer import (EVAL_SAMPLES, Trainer, TrainingStopped, default_eval_every, library_versions, load_config,
                       load_generator, write_text_atomically)
 
 # Errors that a user's input causes; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, data.DataError, backend.BackendError, classifier.ClassifierError, FileNotFoundError, FileExistsError,
+USER_ERRORS = (ValueError, data.DataError, backend.BackendError, classifier.ClassifierError, DirectoryInUse, FileNotFoundError, FileExistsError,
                NotADirectoryError)
 # Raised by click >= 8.2 for a bare `python -m tinygan`.
 NO_ARGUMENTS = getattr(click.exceptions, "NoArgsIsHelpError", ())
 # What --resume may change: where the data is and how the run is watched, and how long it goes on.
 RESUMABLE = {"resume", "epochs", "device", "quiet", "data_dir", "eval_every"}
+
+
+class FiniteFloat(click.FloatRange):
+    """click's FloatRange, refusing NaN and infinity too (float() reads "nan" and "inf" without complaint,
+    and NaN passes every range check, as each comparison with it is false)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+SEED = click.IntRange(min=0, max=2**63 - 1)
+MEMORY_LIMIT = 8 * 2**30   # bytes a setting may ask for before it is refused as a likely typo
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,14 +57,14 @@ def cli():
 @click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Total epochs.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True,
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=2e-4, show_default=True,
               help="Adam learning rate of both networks.")
-@click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True)
-@click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True)
+@click.option("--beta1", type=FiniteFloat(0, 1, max_open=True), default=0.5, show_default=True)
+@click.option("--beta2", type=FiniteFloat(0, 1, max_open=True), default=0.999, show_default=True)
 @click.option("--z-dim", type=click.IntRange(min=1), default=100, show_default=True, help="Size of the noise.")
 @click.option("--noise", type=click.Choice(NOISE_KINDS), default="normal", show_default=True,
               help="Distribution of the noise: N(0, 1) or U(-1, 1).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Fixes weights, noise, dropout, shuffling.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Fixes weights, noise, dropout, shuffling.")
 @click.option("--dataset", type=click.Choice(list(data.DATASETS)), default="mnist", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Directory with the four IDX .gz files (else $TINYGAN_DATA, else the cache, else download).")
@@ -54,15 +72,15 @@ def cli():
               help="Scale pixels to [-1, 1] or [0, 1].")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Train on the first N images only (quick runs).")
-@click.option("--kernel-size", type=click.IntRange(min=1), default=5, show_default=True,
+@click.option("--kernel-size", type=click.IntRange(min=1, max=27), default=5, show_default=True,
               help="Convolution kernel size of the DCGANs (odd).")
-@click.option("--depth", type=click.IntRange(min=0), default=None,
+@click.option("--depth", type=click.IntRange(min=0, max=64), default=None,
               help="Extra hidden layers per network (default: 2 for mlp-deep, else 0).")
 @click.option("--init", type=click.Choice(list(models.INITS)), default=None,
               help="Weights: normal(0, 0.02) or Glorot uniform [default: normal for the DCGANs, glorot for the MLPs].")
-@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+@click.option("--label-smoothing", type=FiniteFloat(0, 1, max_open=True), default=0.0, show_default=True,
               help="One-sided: D's target for real images is 1 - this.")
-@click.option("--label-flip", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+@click.option("--label-flip", type=FiniteFloat(0, 1, max_open=True), default=0.0, show_default=True,
               help="Noisy labels: probability of swapping each of D's targets.")
 @click.option("--d-steps", type=click.IntRange(min=1), default=1, show_default=True,
               help="Discriminator updates per generator update.")
@@ -100,6 +118,11 @@ def train(context, **options):
         options.pop("resume")
         options["depth"] = models.default_depth(options["arch"]) if options["depth"] is None else options["depth"]
         options["init"] = options["init"] or models.default_init(options["arch"])
+        needed = models.first_layer_bytes(options["arch"], options["z_dim"])
+        if needed > MEMORY_LIMIT:
+            raise click.BadParameter(f"{options['z_dim']} would need {needed / 2**30:,.0f} GiB for the generator's "
+                                     f"first layer alone (weights, gradients and Adam's two moments in float32); "
+                                     f"the reports use 100", param_hint="'--z-dim'")
         if options["eval_every"] is None:
             options["eval_every"] = default_eval_every(options["arch"])
         if options["out"] is None:
@@ -131,7 +154,7 @@ WHICH = click.option("--which", type=click.Choice(["last", "best"]), default="la
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
               help="FILE.npy: uint8 (n, 28, 28), 0 black, 255 white; FILE.png: a grid.")
 @click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @WHICH
 def sample(run_dir, n, out, device, seed, which):
     """Generate images from a trained run's checkpoint."""
@@ -141,12 +164,18 @@ def sample(run_dir, n, out, device, seed, which):
     backend.use_device(device)
     backend.seed(seed)
     gan, config, epoch = load_generator(Path(run_dir), which)
-    pictures = np.concatenate(list(generated_images(gan, config, n)))
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
-        np.save(out, pictures)
+        # the .npy header, then each chunk's bytes as it is made: memory stays flat however large n is
+        def write(stream):
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+                      "shape": (n, 28, 28)}
+            np.lib.format.write_array_header_1_0(stream, header)
+            for chunk in generated_images(gan, config, n):
+                stream.write(np.ascontiguousarray(chunk).tobytes())
+        write_atomically(out, write)
     else:
-        images.save_png(images.grid(pictures), out)
+        images.save_png(images.grid(np.concatenate(list(generated_images(gan, config, n)))), out)
     click.echo(f"wrote {n} images from epoch {epoch} ({which}) of {run_dir} to {out}")
 
 
@@ -161,7 +190,7 @@ def sample(run_dir, n, out, device, seed, which):
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Directory with the four IDX .gz files (else the run's, $TINYGAN_DATA, the cache).")
 @click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Noise for the generated images.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Noise for the generated images.")
 @WHICH
 def evaluate(source, n, json_path, dataset, data_dir, device, seed, which):
     """Measure generated images: FID, KID, precision, recall, classes, memorisation.
@@ -258,13 +287,28 @@ def info(data_dir):
     else:
         click.echo(f"GPU: unavailable ({reason})")
     for dataset in data.DATASETS:
-        directory = data.find_directory(dataset, data_dir)
-        searched = ", ".join(str(path) for path, _ in data.candidate_directories(dataset, data_dir))
-        where = f"in {directory}" if directory else f"not found (searched {searched}); `train` will download it"
+        directory, named = data.chosen_directory(dataset, data_dir)
+        missing = data.missing_files(directory)
+        if not missing:
+            where = f"in {directory}"
+        elif named:
+            where = f"not usable: {directory} lacks {', '.join(missing)}, so `train` will refuse it"
+        else:
+            where = f"not found in {directory}; `train` will download it there"
         click.echo(f"data: {dataset} {where}")
 
 
 def main(argv=None):
+    try:
+        _main(argv)
+    finally:
+        if argv is None:   # the real command line, not a test calling main([...]) in its own process
+            # A Ctrl-C while Python shuts down would print "Exception ignored ..." or end the process
+            # with -2 and no word: the command has answered, so later interrupts are ignored.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _main(argv):
     try:
         cli.main(args=argv, prog_name="python -m tinygan", standalone_mode=False)
     except NO_ARGUMENTS as error:  # plain `python -m tinygan`: the help, not an error

@@ -1,15 +1,16 @@
 """MNIST and Fashion-MNIST from the four standard IDX gzip files.
 
-Where the files are looked for, in order:
-  1. the directory given as ``data_dir`` (``--data-dir``), read as is;
-  2. the directory in the environment variable ``TINYGAN_DATA``, read as is;
-  3. the per-user cache (``$XDG_CACHE_HOME/tinygan/<dataset>``, by default
+Where the files are looked for:
+  1. the directory given as ``data_dir`` (``--data-dir``), if one is given;
+  2. else the directory in the environment variable ``TINYGAN_DATA``, if set;
+  3. else the per-user cache (``$XDG_CACHE_HOME/tinygan/<dataset>``, by default
      ``~/.cache/tinygan/<dataset>``).
-The first directory holding all four files is used. When none does, the
-missing files are downloaded into the cache from the public mirrors, checked
-against their published digests and written atomically (a half-written file
-never carries the final name) - unless the user named a directory, which then
-is reported as lacking the files (a mistyped path should not start a download).
+A directory the user named (1 or 2) is used as is or refused, naming the
+missing files: never swapped for another one behind their back, and never
+the start of a download (a mistyped path should not fetch 12 MB). Only the
+cache is filled by downloading: the missing files are fetched from the public
+mirrors, checked against their published digests and written atomically (a
+half-written file never carries the final name).
 
 An IDX file is a big-endian header (magic number, then one uint32 per
 dimension) followed by the uint8 values; images have magic 0x00000803
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import http.client
 import os
 import struct
@@ -64,6 +66,7 @@ DATASETS = {
 }
 
 IMAGE_MAGIC, LABEL_MAGIC = 0x00000803, 0x00000801
+IMAGE_SIZE = (28, 28)
 PIXEL_RANGES = {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0)}
 
 
@@ -86,23 +89,23 @@ def cache_directory(dataset: str) -> Path:
     return Path(root) / "tinygan" / dataset
 
 
-def candidate_directories(dataset: str, data_dir=None):
-    """(directory, is_cache) in search order."""
-    candidates = []
+def chosen_directory(dataset: str, data_dir=None):
+    """(directory, named): the one directory this call reads, and whether the user named it."""
     if data_dir:
-        candidates.append((Path(data_dir), False))
+        return Path(data_dir), True
     if os.environ.get("TINYGAN_DATA"):
-        candidates.append((Path(os.environ["TINYGAN_DATA"]), False))
-    candidates.append((cache_directory(dataset), True))
-    return candidates
+        return Path(os.environ["TINYGAN_DATA"]), True
+    return cache_directory(dataset), False
+
+
+def missing_files(directory: Path):
+    return [name for name in FILES.values() if not (directory / name).is_file()]
 
 
 def find_directory(dataset: str, data_dir=None):
-    """The first directory holding all four files, or None."""
-    for directory, _ in candidate_directories(dataset, data_dir):
-        if all((directory / name).is_file() for name in FILES.values()):
-            return directory
-    return None
+    """The chosen directory if it holds all four files, else None."""
+    directory, _ = chosen_directory(dataset, data_dir)
+    return None if missing_files(directory) else directory
 
 
 def mirrors(dataset: str):
@@ -166,7 +169,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"{path} is truncated inside its IDX header")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
-    expected_size = int(np.prod(shape))
+    expected_size = math.prod(shape)   # Python ints: np.prod would wrap around for huge dimensions
     if len(raw) - header != expected_size:
         raise DataError(f"{path} holds {len(raw) - header} values, its header promises {expected_size} "
                         f"(shape {shape}): the file is truncated or corrupt")
@@ -192,23 +195,24 @@ def load(dataset: str = "mnist", data_dir=None, pixel_range: str = "-1,1", downl
         raise DataError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
     if pixel_range not in PIXEL_RANGES:
         raise DataError(f"unknown pixel range {pixel_range!r}: choose one of {', '.join(PIXEL_RANGES)}")
-    directory = find_directory(dataset, data_dir)
-    if directory is None:
-        explicit = [path for path, is_cache in candidate_directories(dataset, data_dir) if not is_cache]
-        if explicit:  # a directory the user named must hold the files: never download behind their back
-            missing = [name for name in FILES.values() if not (explicit[0] / name).is_file()]
-            raise DataError(f"{explicit[0]} lacks {', '.join(missing)}: point --data-dir (or TINYGAN_DATA) "
-                            f"at a directory holding the four IDX .gz files of {dataset}")
-        if not download:
-            raise DataError(f"{dataset} is not in {cache_directory(dataset)}; pass --data-dir")
-        directory = cache_directory(dataset)
-        for name in FILES.values():
-            if not (directory / name).is_file():
-                download_file(name, directory, mirrors(dataset), DATASETS[dataset]["digests"][name])
+    directory, named = chosen_directory(dataset, data_dir)
+    missing = missing_files(directory)
+    if missing and named:   # a directory the user named must hold the files: never download behind their back
+        source = "--data-dir" if data_dir else "TINYGAN_DATA"
+        raise DataError(f"{directory} lacks {', '.join(missing)}: point {source} at a directory holding the "
+                        f"four IDX .gz files of {dataset}")
+    if missing and not download:
+        raise DataError(f"{dataset} is not in {directory}; pass --data-dir")
+    for name in missing:
+        download_file(name, directory, mirrors(dataset), DATASETS[dataset]["digests"][name])
     arrays = {key: read_idx(directory / name, IMAGE_MAGIC if key.endswith("images") else LABEL_MAGIC)
               for key, name in FILES.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.shape[1:] != IMAGE_SIZE:
+            raise DataError(f"{directory / FILES[split + '_images']} holds images of {images.shape[1]}x"
+                            f"{images.shape[2]} pixels; tinygan's {dataset} networks take "
+                            f"{IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}")
         if len(images) != len(labels):
             raise DataError(f"{directory}: {len(images)} {split} images but {len(labels)} labels")
     return Dataset(train_images=scale_pixels(arrays["train_images"], pixel_range),

@@ -129,5 +129,8 @@ class GAN:
         for prefix, part in (("generator", self.generator), ("discriminator", self.discriminator),
                              ("generator_optimizer", self.generator_optimizer),
                              ("discriminator_optimizer", self.discriminator_optimizer)):
-            part.load_state_dict({key[len(prefix) + 1:]: state[key] for key in state
-                                  if key.startswith(prefix + "/")})
+            try:
+                part.load_state_dict({key[len(prefix) + 1:]: state[key] for key in state
+                                      if key.startswith(prefix + "/")})
+            except (ValueError, KeyError) as error:
+                raise ValueError(f"{prefix}: {error}") from None

@@ -36,6 +36,12 @@ def default_depth(arch: str) -> int:
     return 2 if arch == "mlp-deep" else 0
 
 
+def first_layer_bytes(arch: str, z_dim: int) -> int:
+    """Bytes of the generator's first Dense layer in training: float32 weights, gradients and Adam's m and v."""
+    width = 128 if arch.startswith("mlp") else 7 * 7 * 256
+    return z_dim * width * 4 * 4
+
+
 def build(arch: str, z_dim: int = 100, kernel_size: int = 5, depth: int | None = None, init: str | None = None):
     """(generator, discriminator) for one of ARCHITECTURES."""
     if arch not in ARCHITECTURES:

@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, backend, data, evaluation, images, kernels, models
-from .files import write_atomically
-from .gan import GAN
+from .files import DirectoryLock, remove_partial_files, write_atomically
+from .gan import GAN, NOISE_KINDS
 
 CHECKPOINT = "checkpoint.npz"
 BEST = "best.npz"          # the generator of the epoch with the lowest FID (train --eval-every)
@@ -91,15 +91,60 @@ def build_gan(config: dict) -> GAN:
                d_steps=config["d_steps"])
 
 
+class RunDirectoryError(ValueError):
+    """A run directory's file is missing, damaged or edited into something unusable; the message names it."""
+
+
+def read_npz(path: Path, what: str):
+    """Every array of an .npz file plus its JSON 'meta' entry, or one RunDirectoryError naming the file.
+
+    A truncated, bit-flipped, empty or foreign file fails inside zipfile,
+    NumPy or JSON with messages that name none of this (NumPy even suggests
+    allow_pickle); whatever the failure, the user hears which file and that it
+    cannot be used, never advice to load it unsafely.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        meta = json.loads(str(arrays.pop("meta")))
+    except KeyError:
+        raise RunDirectoryError(f"{path} is damaged: it lacks its 'meta' entry, so this {what} cannot be "
+                                f"used") from None
+    except Exception as error:   # zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, ...
+        reason = str(error).split(". ")[0].split("\n")[0] or type(error).__name__
+        raise RunDirectoryError(f"{path} is damaged ({type(error).__name__}: {reason}): this {what} cannot be "
+                                f"used; start a new run or restore the file from a copy") from None
+    if not isinstance(meta, dict):
+        raise RunDirectoryError(f"{path} is damaged: its 'meta' entry is not a JSON object")
+    for key, value in arrays.items():
+        if value.dtype.kind not in "biuf":
+            raise RunDirectoryError(f"{path} is damaged: entry {key!r} holds {value.dtype} values")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise RunDirectoryError(f"{path}: {key} holds NaN or infinite values, so this {what} cannot be "
+                                    f"used; an earlier epoch's run or a new run is needed")
+    return meta, arrays
+
+
 def load_checkpoint(run_dir: Path):
-    """(meta, arrays) of a run's checkpoint, with a clear error when there is none."""
+    """(meta, arrays) of a run's checkpoint, with a clear error when there is none or it is damaged."""
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} holds no {CHECKPOINT}: is it a tinygan run directory that "
                                 f"finished at least one epoch?")
-    with np.load(path) as archive:
-        arrays = {key: archive[key] for key in archive.files}
-    return json.loads(str(arrays.pop("meta"))), arrays
+    meta, arrays = read_npz(path, "checkpoint")
+    if not isinstance(meta.get("epoch"), int) or not isinstance(meta.get("history"), dict):
+        raise RunDirectoryError(f"{path} is damaged: its 'meta' entry lacks the epoch or the history")
+    if "fixed_noise" not in arrays:
+        raise RunDirectoryError(f"{path} is damaged: it lacks the entry 'fixed_noise'")
+    return meta, arrays
+
+
+def load_state(part, arrays, path: Path):
+    """part.load_state_dict(arrays), with a mismatch reported as a fault of the file ``path``."""
+    try:
+        part.load_state_dict(arrays)
+    except (ValueError, KeyError) as error:
+        raise RunDirectoryError(f"{path} does not fit its config.json: {error}") from None
 
 
 def load_generator(run_dir: Path, which: str = "last"):
@@ -107,27 +152,69 @@ def load_generator(run_dir: Path, which: str = "last"):
     config = load_config(run_dir)
     meta, arrays = load_checkpoint(run_dir)
     gan = build_gan(config)
-    gan.load_state_dict(arrays)
+    load_state(gan, arrays, Path(run_dir) / CHECKPOINT)
     epoch = meta["epoch"]
     if which == "best":
         path = Path(run_dir) / BEST
         if not path.is_file():
             raise FileNotFoundError(f"{run_dir} holds no {BEST}: the run was trained without --eval-every, "
                                     f"so no epoch was measured; use --which last")
-        with np.load(path) as archive:
-            best = {key: archive[key] for key in archive.files}
-        epoch = json.loads(str(best.pop("meta")))["epoch"]
-        gan.generator.load_state_dict(best)
+        best_meta, best = read_npz(path, "generator")
+        if not isinstance(best_meta.get("epoch"), int):
+            raise RunDirectoryError(f"{path} is damaged: its 'meta' entry lacks the epoch")
+        load_state(gan.generator, best, path)
+        epoch = best_meta["epoch"]
     elif which != "last":
         raise ValueError(f"--which must be best or last, got {which!r}")
     return gan, config, epoch
+
+
+# What config.json must hold, and of which type (None: the key may be null).
+CONFIG_TYPES = {
+    "arch": str, "device": str, "epochs": int, "batch_size": int, "lr": (int, float), "beta1": (int, float),
+    "beta2": (int, float), "z_dim": int, "noise": str, "seed": int, "dataset": str, "data_dir": (str, None),
+    "pixel_range": str, "limit": (int, None), "kernel_size": int, "depth": int, "init": (str, None),
+    "label_smoothing": (int, float), "label_flip": (int, float), "d_steps": int, "eval_images": (int, None),
+    "out": str, "quiet": bool,
+}
+CONFIG_CHOICES = {"arch": models.ARCHITECTURES, "device": backend.DEVICES, "dataset": tuple(data.DATASETS),
+                  "pixel_range": tuple(data.PIXEL_RANGES), "noise": NOISE_KINDS}
+
+
+def check_config(config, path) -> dict:
+    """Refuse, naming the key, a config that is not what train wrote: missing keys, wrong types or choices."""
+    if not isinstance(config, dict):
+        raise RunDirectoryError(f"{path} holds {type(config).__name__}, not the JSON object train writes")
+    for key, types in CONFIG_TYPES.items():
+        allowed = tuple(t for t in (types if isinstance(types, tuple) else (types,)) if t is not None)
+        nullable = isinstance(types, tuple) and None in types
+        if key not in config:
+            raise RunDirectoryError(f"{path} lacks the setting {key!r}: it was not written by this tinygan, "
+                                    f"or was edited")
+        value = config[key]
+        if value is None and nullable:
+            continue
+        is_bool = isinstance(value, bool)
+        if not isinstance(value, allowed) or (is_bool and bool not in allowed):
+            raise RunDirectoryError(f"{path}: {key!r} is {value!r}, expected "
+                                    f"{' or '.join(t.__name__ for t in allowed)}{' or null' if nullable else ''}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RunDirectoryError(f"{path}: {key!r} is {value!r}, expected a finite number")
+        if key in CONFIG_CHOICES and value not in CONFIG_CHOICES[key]:
+            raise RunDirectoryError(f"{path}: {key!r} is {value!r}, expected one of "
+                                    f"{', '.join(CONFIG_CHOICES[key])}")
+    return config
 
 
 def load_config(run_dir: Path) -> dict:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} holds no config.json: is it a tinygan run directory?")
-    return json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise RunDirectoryError(f"{path} is not valid JSON ({error}): restore it, or start a new run") from None
+    return check_config(config, path)
 
 
 class ProgressBar:
@@ -162,9 +249,6 @@ class Trainer:
     def __init__(self, config: dict, resume: bool = False, log=print):
         self.config, self.log = config, log
         self.run_dir = Path(config["out"])
-        if not resume and (self.run_dir / CHECKPOINT).exists():
-            raise FileExistsError(f"{self.run_dir} already holds a run: continue it with --resume {self.run_dir} "
-                                  f"or choose another --out")
         backend.use_device(config["device"])
         backend.seed(config["seed"])
         dataset = data.load(config["dataset"], config["data_dir"], config["pixel_range"])
@@ -184,20 +268,45 @@ class Trainer:
             self.evaluator = evaluation.Evaluator(config["dataset"], config["data_dir"])
             eval_rng = np.random.default_rng(np.random.SeedSequence([config["seed"], 2**32 - 2]))
             self.eval_noise = self.gan.sample_noise(config.get("eval_samples") or EVAL_SAMPLES, eval_rng)
-        if resume:
-            self._resume()
-        else:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "samples").mkdir(exist_ok=True)
-            saved = dict(config, versions=library_versions())
-            write_text_atomically(self.run_dir / "config.json", json.dumps(saved, indent=2) + "\n")
+        self.saved_epoch = 0   # the epoch of the checkpoint on disk: what a message may promise
+        self.lock = self._claim_run_directory(resume)   # everything above only read; from here on we write
+        try:
+            if resume:
+                self._resume()
+            self._write_config()   # on resume too: the record says what is being run (--epochs, --device)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _claim_run_directory(self, resume):
+        """Create the run directory (a new run), take its lock, refuse to overwrite a run, clean up .part files."""
+        try:
+            if not resume:
+                (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+            lock = DirectoryLock(self.run_dir)
+        except OSError as error:   # unwritable, below a regular file, read-only file system, ...
+            raise RunDirectoryError(f"cannot write the run directory {self.run_dir} "
+                                    f"({error.strerror or error}): choose another --out") from None
+        try:
+            if not resume and (self.run_dir / CHECKPOINT).exists():
+                raise FileExistsError(f"{self.run_dir} already holds a run: continue it with --resume "
+                                      f"{self.run_dir} or choose another --out")
+            remove_partial_files(self.run_dir)   # left by a kill during a write; no write runs while we hold the lock
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+    def _write_config(self):
+        saved = dict(self.config, versions=library_versions())
+        write_text_atomically(self.run_dir / "config.json", json.dumps(saved, indent=2, allow_nan=False) + "\n")
 
     def _resume(self):
         meta, arrays = load_checkpoint(self.run_dir)
-        self.gan.load_state_dict(arrays)
+        load_state(self.gan, arrays, self.run_dir / CHECKPOINT)
         self.fixed_noise = backend.to_device(arrays["fixed_noise"])
         self.history = meta["history"]
-        self.epochs_done = meta["epoch"]
+        self.epochs_done = self.saved_epoch = meta["epoch"]
         self.log(f"resuming {self.run_dir} after epoch {self.epochs_done}")
 
     @property
@@ -206,14 +315,16 @@ class Trainer:
 
     def train(self):
         config = self.config
-        if self.epochs_done >= config["epochs"]:
-            self.log(f"{self.run_dir} already has {self.epochs_done} epochs; ask for more with --epochs")
-            return self.history
         try:
+            if self.epochs_done >= config["epochs"]:
+                self.log(f"{self.run_dir} already has {self.epochs_done} epochs; ask for more with --epochs")
+                return self.history
             for epoch in range(self.epochs_done + 1, config["epochs"] + 1):
                 self._train_epoch(epoch)
         except KeyboardInterrupt:
             raise TrainingStopped(self._stopped_message("interrupted"), exit_code=130) from None
+        finally:
+            self.lock.release()
         best = self.best_epoch()
         if best is not None and not config["quiet"]:
             self.log(f"best FID {best['fid']:.2f} at epoch {best['epoch']}: its generator is {self.run_dir / BEST} "
@@ -240,9 +351,9 @@ class Trainer:
         return figures
 
     def _stopped_message(self, what):
-        if self.epochs_done == 0:
-            return f"{what} during epoch 1: no epoch finished, so {self.run_dir} holds no checkpoint yet"
-        return (f"{what}; the checkpoint of epoch {self.epochs_done} in {self.run_dir} is intact: continue with "
+        if self.saved_epoch == 0:
+            return f"{what} before the first checkpoint was saved: {self.run_dir} holds no checkpoint yet"
+        return (f"{what}; the checkpoint of epoch {self.saved_epoch} in {self.run_dir} is intact: continue with "
                 f"`python -m tinygan train --resume {self.run_dir}`")
 
     def _train_epoch(self, epoch):
@@ -299,6 +410,7 @@ class Trainer:
         arrays = dict(self.gan.state_dict(), fixed_noise=backend.numpy_copy(self.fixed_noise),
                       meta=np.array(json.dumps(meta)))
         write_atomically(self.run_dir / CHECKPOINT, lambda stream: np.savez(stream, **arrays))
+        self.saved_epoch = self.epochs_done
 
     def _write_reports(self):
         text = io.StringIO()
