@@ -181,7 +181,7 @@ def test_layer_rejects_non_arrays_and_wrong_ranks():
     with pytest.raises(TypeError, match="Dense expects a NumPy or CuPy array, got list"):
         Dense(2, 3).forward([[1.0, 2.0]])
     with pytest.raises(ValueError, match=r"Dense expects input of shape \(N, in_features\)"):
-        Dense(2, 3).forward(np.zeros((2, 2, 2)))
+        Dense(2, 3).forward(np.zeros((2, 2, 2), np.float32))
 
 
 @pytest.mark.gpu

@@ -11,6 +11,9 @@ class BCEWithLogits:
         max(x, 0) - x t + log(1 + exp(-|x|)),
     which never overflows and keeps its gradient where s(x) rounds to 0 or 1
     (a sigmoid followed by a log returns inf and a zero gradient there).
+    At x = +-inf the term max(x, 0) - x t is (1 - t) x or -t x, which is 0
+    (not inf - inf = NaN) when its coefficient is 0: the loss is then exactly
+    0, or inf for a confidently wrong logit, and the gradient stays finite.
     Gradient: dL/dx_i = (s(x_i) - t_i) / n for the mean over n entries.
     Targets may be soft (label smoothing) and may be a scalar, broadcast to the logits.
     """
@@ -25,7 +28,9 @@ class BCEWithLogits:
                 raise ValueError(f"BCEWithLogits targets of shape {tuple(targets.shape)} do not match "
                                  f"logits of shape {tuple(logits.shape)}") from None
         self.logits, self.targets = logits, targets
-        losses = xp.maximum(logits, 0) - logits * targets + xp.log1p(xp.exp(-xp.abs(logits)))
+        coefficient = xp.where(logits >= 0, 1 - targets, -targets)   # max(x, 0) - x t = coefficient * x
+        linear = coefficient * xp.where(coefficient == 0, 0, logits)  # 0 * inf would be NaN
+        losses = linear + xp.log1p(xp.exp(-xp.abs(logits)))
         return float(losses.mean())
 
     __call__ = forward

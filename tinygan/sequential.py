@@ -1,5 +1,6 @@
 """Sequential: a chain of layers, and the one place a model's state is gathered."""
 from . import backend
+from .backend import get_array_module
 
 
 class Sequential:
@@ -89,6 +90,11 @@ class Sequential:
                              f"unexpected {unexpected or 'nothing'}; was it saved from another architecture?")
         for key, (store, name) in expected.items():
             value = state[key]
+            if not hasattr(value, "dtype") or value.dtype.kind not in "iuf":
+                raise ValueError(f"state entry {key!r} holds {getattr(value, 'dtype', type(value).__name__)} "
+                                 f"values; a model's parameters and buffers are real numbers")
+            if value.dtype.kind == "f" and not bool(get_array_module(value).isfinite(value).all()):
+                raise ValueError(f"state entry {key!r} holds NaN or infinite values")
             if tuple(value.shape) != tuple(store[name].shape):
                 raise ValueError(f"state entry {key!r} has shape {tuple(value.shape)}, "
                                  f"the model expects {tuple(store[name].shape)}")

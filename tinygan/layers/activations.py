@@ -1,4 +1,6 @@
 """Elementwise activations. Each backward is dout times the local derivative."""
+import math
+
 from .. import kernels
 from ..backend import get_array_module
 from .layer import Layer
@@ -20,13 +22,18 @@ class LeakyReLU(Layer):
 
     def __init__(self, negative_slope=0.2):
         super().__init__()
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)) \
+                or not math.isfinite(negative_slope):
+            raise ValueError(f"LeakyReLU needs a finite negative_slope, got {negative_slope!r}")
         self.negative_slope = negative_slope
 
     def forward(self, x, training=True):
+        self.check_input(x)
         self.x = x
-        return kernels.leaky_relu(x, self.negative_slope)
+        return self.keep_output_shape(kernels.leaky_relu(x, self.negative_slope))
 
     def backward(self, dout):
+        self.check_dout(dout)
         return kernels.leaky_relu_backward(dout, self.x, self.negative_slope)
 
     def extra_repr(self):
@@ -37,10 +44,12 @@ class ReLU(Layer):
     """y = max(x, 0);  dL/dx = dy where x > 0, else 0."""
 
     def forward(self, x, training=True):
+        self.check_input(x)
         self.positive = x > 0
-        return x * self.positive
+        return self.keep_output_shape(x * self.positive)
 
     def backward(self, dout):
+        self.check_dout(dout)
         return dout * self.positive
 
 
@@ -48,10 +57,12 @@ class Tanh(Layer):
     """y = tanh(x);  dL/dx = dy * (1 - y^2)."""
 
     def forward(self, x, training=True):
+        self.check_input(x)
         self.y = get_array_module(x).tanh(x)
-        return self.y
+        return self.keep_output_shape(self.y)
 
     def backward(self, dout):
+        self.check_dout(dout)
         return dout * (1 - self.y * self.y)
 
 
@@ -59,8 +70,10 @@ class Sigmoid(Layer):
     """y = 1 / (1 + exp(-x));  dL/dx = dy * y * (1 - y)."""
 
     def forward(self, x, training=True):
+        self.check_input(x)
         self.y = stable_sigmoid(x)
-        return self.y
+        return self.keep_output_shape(self.y)
 
     def backward(self, dout):
+        self.check_dout(dout)
         return dout * self.y * (1 - self.y)

@@ -1,7 +1,7 @@
 """Batch normalisation over the batch (and pixel) axes, per feature/channel."""
 from .. import init, kernels
 from ..backend import get_array_module
-from .layer import Layer
+from .layer import Layer, positive_int
 
 
 class BatchNorm(Layer):
@@ -27,6 +27,9 @@ class BatchNorm(Layer):
 
     def __init__(self, num_features, momentum=0.1, eps=1e-5, affine=True):
         super().__init__()
+        positive_int(num_features, "num_features", "BatchNorm")
+        if not 0 <= momentum <= 1 or not eps > 0:
+            raise ValueError(f"BatchNorm needs 0 <= momentum <= 1 and eps > 0, got momentum={momentum}, eps={eps}")
         self.num_features, self.momentum, self.eps = num_features, momentum, eps
         if affine:
             self.add_param("gamma", init.ones(num_features))
@@ -55,9 +58,10 @@ class BatchNorm(Layer):
             x_hat = (x3 - self.buffers["running_mean"][:, None]) * inverse_std[:, None]
             y3 = x_hat * gamma[:, None] + beta[:, None]
         self.x_hat, self.inverse_std, self.training = x_hat, inverse_std, training
-        return y3.reshape(x.shape)
+        return self.keep_output_shape(y3.reshape(x.shape))
 
     def backward(self, dout):
+        self.check_dout(dout)
         dout3 = dout.reshape(dout.shape[0], dout.shape[1], -1)
         gamma, _ = self._affine(dout)
         if self.training:

@@ -2,7 +2,7 @@
 from .. import init
 from ..backend import get_array_module
 from ..kernels import col2im, im2col, output_size
-from .layer import Layer, as_pair
+from .layer import Layer, as_pair, positive_int
 
 
 def to_rows(a, out=None):
@@ -37,6 +37,8 @@ class Conv2D(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  weight_init=init.glorot_uniform):
         super().__init__()
+        positive_int(in_channels, "in_channels", "Conv2D")
+        positive_int(out_channels, "out_channels", "Conv2D")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = as_pair(kernel_size, "kernel_size")
         self.stride = as_pair(stride, "stride")
@@ -66,11 +68,13 @@ class Conv2D(Layer):
                          out=self.workspace("rows", (self.out_channels, N * H_out * W_out), x))
         y = xp.empty((N, self.out_channels, H_out, W_out), dtype=x.dtype)   # C-contiguous, as the next layers want
         if "b" in self.params:
-            return xp.add(from_rows(rows, N, H_out, W_out), self.params["b"].reshape(1, -1, 1, 1), out=y)
-        y[...] = from_rows(rows, N, H_out, W_out)
-        return y
+            xp.add(from_rows(rows, N, H_out, W_out), self.params["b"].reshape(1, -1, 1, 1), out=y)
+        else:
+            y[...] = from_rows(rows, N, H_out, W_out)
+        return self.keep_output_shape(y)
 
     def backward(self, dout):
+        self.check_dout(dout)
         W = self.params["W"]
         xp = get_array_module(dout)
         dout_rows = to_rows(dout, out=self.workspace("dout_rows", (dout.shape[1], dout.size // dout.shape[1]), dout))

@@ -3,7 +3,7 @@ from .. import init
 from ..backend import get_array_module
 from ..kernels import col2im, im2col
 from .conv2d import from_rows, to_rows
-from .layer import Layer, as_pair
+from .layer import Layer, as_pair, positive_int
 
 
 class ConvTranspose2D(Layer):
@@ -29,6 +29,8 @@ class ConvTranspose2D(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
                  bias=True, weight_init=init.glorot_uniform):
         super().__init__()
+        positive_int(in_channels, "in_channels", "ConvTranspose2D")
+        positive_int(out_channels, "out_channels", "ConvTranspose2D")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = as_pair(kernel_size, "kernel_size")
         self.stride = as_pair(stride, "stride")
@@ -65,9 +67,10 @@ class ConvTranspose2D(Layer):
         y = col2im(col, (H_out, W_out), self.stride, self.padding)
         if "b" in self.params:
             y += self.params["b"].reshape(1, -1, 1, 1)
-        return y
+        return self.keep_output_shape(y)
 
     def backward(self, dout):
+        self.check_dout(dout)
         W = self.params["W"]
         N, _, H, W_in = self.input_shape
         dcol_shape = (self.out_channels, *self.kernel_size, N, H, W_in)

@@ -1,7 +1,7 @@
 """Dense (fully connected) layer."""
 from .. import init
 from ..backend import get_array_module
-from .layer import Layer
+from .layer import Layer, positive_int
 
 
 class Dense(Layer):
@@ -18,6 +18,8 @@ class Dense(Layer):
 
     def __init__(self, in_features, out_features, bias=True, weight_init=init.glorot_uniform):
         super().__init__()
+        positive_int(in_features, "in_features", "Dense")
+        positive_int(out_features, "out_features", "Dense")
         self.in_features, self.out_features = in_features, out_features
         self.add_param("W", weight_init((in_features, out_features), in_features, out_features))
         if bias:
@@ -29,9 +31,10 @@ class Dense(Layer):
         y = x @ self.params["W"]
         if "b" in self.params:
             y += self.params["b"]
-        return y
+        return self.keep_output_shape(y)
 
     def backward(self, dout):
+        self.check_dout(dout)
         if self.requires_grad:
             self.grads["W"] += self.x.T @ dout
             if "b" in self.params:

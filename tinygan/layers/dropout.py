@@ -17,18 +17,20 @@ class Dropout(Layer):
 
     def __init__(self, p=0.5):
         super().__init__()
-        if not 0 <= p < 1:
+        if not isinstance(p, (int, float)) or not 0 <= p < 1:
             raise ValueError(f"Dropout probability must be in [0, 1), got {p}")
         self.p = p
 
     def forward(self, x, training=True):
+        self.check_input(x)
         if not training or self.p == 0:
             self.key = None
-            return x
+            return self.keep_output_shape(x)
         self.key = int(backend.numpy_rng().integers(2**63))
-        return kernels.dropout(x, self.p, self.key)
+        return self.keep_output_shape(kernels.dropout(x, self.p, self.key))
 
     def backward(self, dout):
+        self.check_dout(dout)
         return dout if self.key is None else kernels.dropout(dout, self.p, self.key)
 
     def extra_repr(self):

@@ -19,8 +19,15 @@
   the layers for which it saves work (Dense and the convolutions) look at it.
 
 Neither pass modifies its argument in place.
+
+Misuse is loud: ``check_input`` refuses inputs a layer cannot compute on
+(integer, float16 or complex dtypes, another dtype than the parameters', an
+empty batch), and ``check_dout`` refuses a backward without its own forward or
+with a gradient of the wrong shape.
 """
 from .. import backend
+
+FLOAT_DTYPES = ("float32", "float64")
 
 
 class Layer:
@@ -71,13 +78,29 @@ class Layer:
                 store[name] = backend.to_device(value, device)
         return self
 
-    def check_input(self, x, ndim, shape_text, channels=None):
-        """Raise one clear error when x cannot be this layer's input."""
+    def check_input(self, x, ndim=None, shape_text=None, channels=None):
+        """Raise one clear error when x cannot be this layer's input.
+
+        Floating point only (float32 or float64), and the dtype of the layer's
+        parameters: an integer array would silently give integer outputs (uint8
+        wraps around), float16 and complex arrays fail deep inside a kernel. A
+        batch of zero examples is refused the same way in every layer.
+        """
         name = type(self).__name__
-        if not hasattr(x, "ndim"):
+        if not hasattr(x, "ndim") or not hasattr(x, "dtype"):
             raise TypeError(f"{name} expects a NumPy or CuPy array, got {type(x).__name__}")
-        if x.ndim not in ((ndim,) if isinstance(ndim, int) else ndim):
+        if str(x.dtype) not in FLOAT_DTYPES:
+            raise TypeError(f"{name} expects float32 or float64 input, got {x.dtype}: convert it with "
+                            f"x.astype('float32')")
+        for value in self.params.values():
+            if value.dtype != x.dtype:
+                raise TypeError(f"{name} has {value.dtype} parameters but got {x.dtype} input: convert the input "
+                                f"with x.astype('{value.dtype}'), or build the layer in {x.dtype}")
+            break
+        if ndim is not None and x.ndim not in ((ndim,) if isinstance(ndim, int) else ndim):
             raise ValueError(f"{name} expects input of shape {shape_text}, got shape {tuple(x.shape)}")
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(f"{name} got an empty batch (shape {tuple(x.shape)}): give it at least one example")
         if channels is not None and x.shape[1] != channels:
             raise ValueError(f"{name} expects input of shape {shape_text} with {channels} channels/features "
                              f"on axis 1, got shape {tuple(x.shape)}")
@@ -85,11 +108,42 @@ class Layer:
             backend.check_same_device(x, value, name)
             break
 
+    def keep_output_shape(self, y):
+        """Remember the shape forward returned (for check_dout); returns y. The last line of every forward."""
+        self._output_shape = tuple(y.shape)
+        return y
+
+    def check_dout(self, dout):
+        """The first line of every backward: one backward per forward, and a gradient shaped like the output.
+
+        A layer keeps one cache, the last forward's: backward before any
+        forward, or a second backward after one forward (the cache may already
+        be overwritten by another forward in between), would compute with the
+        wrong values without any error. So each forward allows exactly one
+        backward, whose dout must have the shape that forward returned.
+        """
+        name = type(self).__name__
+        expected = getattr(self, "_output_shape", None)
+        if expected is None:
+            raise RuntimeError(f"{name}.backward needs a forward first: a layer keeps the cache of one forward "
+                               f"pass and each forward allows one backward; run forward again")
+        if not hasattr(dout, "shape") or tuple(dout.shape) != expected:
+            raise ValueError(f"{name}.backward got a gradient of shape {tuple(getattr(dout, 'shape', ()))}, but "
+                             f"the last forward returned shape {expected}: dout must have the output's shape")
+        self._output_shape = None   # the cache is used: the next backward needs a new forward
+
     def extra_repr(self):
         return ""
 
     def __repr__(self):
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def positive_int(value, name, layer):
+    """value, if it is an int >= 1; else one clear error naming the layer's argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{layer} needs {name} to be a positive int, got {value!r}")
+    return value
 
 
 def as_pair(value, name):

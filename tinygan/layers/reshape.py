@@ -10,14 +10,16 @@ class Reshape(Layer):
         self.shape = tuple(shape)
 
     def forward(self, x, training=True):
+        self.check_input(x)
         self.input_shape = x.shape
         try:
-            return x.reshape((x.shape[0],) + self.shape)
+            return self.keep_output_shape(x.reshape((x.shape[0],) + self.shape))
         except ValueError:
             raise ValueError(f"Reshape{self.shape} cannot reshape input of shape {tuple(x.shape)}: "
                              f"the sizes after the batch axis do not match") from None
 
     def backward(self, dout):
+        self.check_dout(dout)
         return dout.reshape(self.input_shape)
 
     def extra_repr(self):
@@ -28,8 +30,10 @@ class Flatten(Layer):
     """(N, C, H, W) -> (N, C*H*W);  dL/dx = dy reshaped back."""
 
     def forward(self, x, training=True):
+        self.check_input(x)
         self.input_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return self.keep_output_shape(x.reshape(x.shape[0], -1))
 
     def backward(self, dout):
+        self.check_dout(dout)
         return dout.reshape(self.input_shape)

@@ -19,9 +19,11 @@ class UpSample2D(Layer):
         self.check_input(x, 4, "(N, C, H, W)")
         s = self.scale
         N, C, H, W = x.shape
-        return x.reshape(N, C, H, 1, W, 1).repeat(s, axis=3).repeat(s, axis=5).reshape(N, C, H * s, W * s)
+        return self.keep_output_shape(
+            x.reshape(N, C, H, 1, W, 1).repeat(s, axis=3).repeat(s, axis=5).reshape(N, C, H * s, W * s))
 
     def backward(self, dout):
+        self.check_dout(dout)
         s = self.scale
         N, C, H, W = dout.shape
         return dout.reshape(N, C, H // s, s, W // s, s).sum(axis=(3, 5))
