@@ -299,7 +299,8 @@ def print_report(report):
               help="Run only these sections (repeatable).")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="Timed calls per figure [default: 5, or 20 with --full].")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=str(SHARED_MNIST) if SHARED_MNIST.is_dir() else None,
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              default=str(SHARED_MNIST) if SHARED_MNIST.is_dir() else None,
               help="MNIST for the eval section [default: ../shared/data/mnist beside the checkout, else the search "
                    "order of `train`].")
 @click.option("--eval-images", type=click.IntRange(min=1000), default=10_000, show_default=True,

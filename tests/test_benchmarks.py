@@ -34,7 +34,8 @@ def test_benchmark_writes_every_section(tmp_path):
     if SHARED_MNIST.is_dir():
         for state in ("cold", "warm"):
             assert report["eval"][state]["n"] == 1000 and report["eval"][state]["seconds"] > 0
-            assert {"features", "fid", "kid", "precision/recall", "nearest train"} <= set(report["eval"][state]["parts"])
+            parts = set(report["eval"][state]["parts"])
+            assert {"features", "fid", "kid", "precision/recall", "nearest train"} <= parts
 
 
 def test_run_py_also_runs_as_a_script():

@@ -10,5 +10,5 @@ from .optimizers import SGD, Adam
 from .sequential import Sequential
 
 __all__ = ["backend", "init", "kernels", "Dense", "Conv2D", "ConvTranspose2D", "BatchNorm", "LeakyReLU", "ReLU",
-           "Tanh", "Sigmoid", "Dropout", "Flatten", "Reshape", "UpSample2D", "Sequential", "BCEWithLogits", "SoftmaxCrossEntropy",
-           "Adam", "SGD"]
+           "Tanh", "Sigmoid", "Dropout", "Flatten", "Reshape", "UpSample2D", "Sequential", "BCEWithLogits",
+           "SoftmaxCrossEntropy", "Adam", "SGD"]

@@ -22,8 +22,8 @@ from .trainer import (EVAL_SAMPLES, Trainer, TrainingStopped, default_eval_every
                       load_generator, write_text_atomically)
 
 # Errors that a user's input causes; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, data.DataError, backend.BackendError, classifier.ClassifierError, DirectoryInUse, FileNotFoundError, FileExistsError,
-               NotADirectoryError)
+USER_ERRORS = (ValueError, data.DataError, backend.BackendError, classifier.ClassifierError, DirectoryInUse,
+               FileNotFoundError, FileExistsError, NotADirectoryError)
 # Raised by click >= 8.2 for a bare `python -m tinygan`.
 NO_ARGUMENTS = getattr(click.exceptions, "NoArgsIsHelpError", ())
 # What --resume may change: where the data is and how the run is watched, and how long it goes on.
