@@ -50,9 +50,16 @@ def run_copy(finished_run, tmp_path):
 
 # --- concurrent runs ------------------------------------------------------------------------------------------
 
+def default_sigint():
+    """Give the child Python's own Ctrl-C handling: a shell without job control (CI runs in one, in the
+    background) starts its children with SIGINT ignored, and Python then installs no KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_training(run_dir, *extra):
     return subprocess.Popen([sys.executable, "-m", "tinygan", "train", "--arch", "mlp", "--out", str(run_dir),
-                             "--quiet", *QUICK, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--quiet", *QUICK, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
 
 
 def wait_for(path, process, seconds=120):
@@ -116,7 +123,7 @@ def test_ctrl_c_while_the_first_checkpoint_is_written_says_there_is_none(tmp_pat
     run_dir = tmp_path / "run"
     result = subprocess.run([sys.executable, "-c", INTERRUPT_DURING_CHECKPOINT, "train", "--arch", "mlp",
                              "--epochs", "2", "--out", str(run_dir), "--quiet", *QUICK],
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=600, preexec_fn=default_sigint)
     one_line_error(result.returncode, result.stderr, "holds no checkpoint yet")
     assert result.returncode == 130 and "intact" not in result.stderr
     assert not (run_dir / "checkpoint.npz").exists()
