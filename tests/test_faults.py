@@ -312,3 +312,15 @@ def test_sample_memory_does_not_grow_with_n(finished_run, tmp_path):
         peaks[n] = int(result.stdout.split()[-1])   # MB
     assert np.load(tmp_path / "60000.npy").shape == (60000, 28, 28)
     assert peaks[60000] - peaks[1000] < 60   # MB; all in memory at once it was 1,600 MB more
+
+
+def test_the_best_generator_still_samples_when_the_checkpoint_is_damaged(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert run_main(capsys, "train", *QUICK, "--arch", "mlp", "--epochs", 1, "--eval-every", 1,
+                    "--eval-samples", 1000, "--quiet", "--out", run_dir)[0] == 0
+    (run_dir / "checkpoint.npz").write_bytes(b"")
+    code, out, err = run_main(capsys, "sample", "--checkpoint", run_dir, "--which", "best", "--n", 8,
+                              "--out", tmp_path / "best.npy")
+    assert code == 0 and "from epoch 1 (best)" in out, err
+    code, _, err = run_main(capsys, "sample", "--checkpoint", run_dir, "--out", tmp_path / "last.npy")
+    one_line_error(code, err, "checkpoint.npz is damaged")

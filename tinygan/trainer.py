@@ -150,11 +150,12 @@ def load_state(part, arrays, path: Path):
 def load_generator(run_dir: Path, which: str = "last"):
     """(gan, config, epoch): a run's GAN on the current device, with the last or the best-FID generator."""
     config = load_config(run_dir)
-    meta, arrays = load_checkpoint(run_dir)
     gan = build_gan(config)
-    load_state(gan, arrays, Path(run_dir) / CHECKPOINT)
-    epoch = meta["epoch"]
-    if which == "best":
+    if which == "last":
+        meta, arrays = load_checkpoint(run_dir)
+        load_state(gan, arrays, Path(run_dir) / CHECKPOINT)
+        epoch = meta["epoch"]
+    elif which == "best":   # best.npz alone: it still serves when the checkpoint is damaged
         path = Path(run_dir) / BEST
         if not path.is_file():
             raise FileNotFoundError(f"{run_dir} holds no {BEST}: the run was trained without --eval-every, "
@@ -164,7 +165,7 @@ def load_generator(run_dir: Path, which: str = "last"):
             raise RunDirectoryError(f"{path} is damaged: its 'meta' entry lacks the epoch")
         load_state(gan.generator, best, path)
         epoch = best_meta["epoch"]
-    elif which != "last":
+    else:
         raise ValueError(f"--which must be best or last, got {which!r}")
     return gan, config, epoch
 
