@@ -92,11 +92,10 @@ class Layer:
         if str(x.dtype) not in FLOAT_DTYPES:
             raise TypeError(f"{name} expects float32 or float64 input, got {x.dtype}: convert it with "
                             f"x.astype('float32')")
-        for value in self.params.values():
-            if value.dtype != x.dtype:
-                raise TypeError(f"{name} has {value.dtype} parameters but got {x.dtype} input: convert the input "
-                                f"with x.astype('{value.dtype}'), or build the layer in {x.dtype}")
-            break
+        parameter = next(iter(self.params.values()), None)   # all of a layer's parameters share dtype and device
+        if parameter is not None and parameter.dtype != x.dtype:
+            raise TypeError(f"{name} has {parameter.dtype} parameters but got {x.dtype} input: convert the input "
+                            f"with x.astype('{parameter.dtype}'), or build the layer in {x.dtype}")
         if ndim is not None and x.ndim not in ((ndim,) if isinstance(ndim, int) else ndim):
             raise ValueError(f"{name} expects input of shape {shape_text}, got shape {tuple(x.shape)}")
         if x.ndim == 0 or x.shape[0] == 0:
@@ -104,9 +103,8 @@ class Layer:
         if channels is not None and x.shape[1] != channels:
             raise ValueError(f"{name} expects input of shape {shape_text} with {channels} channels/features "
                              f"on axis 1, got shape {tuple(x.shape)}")
-        for value in self.params.values():
-            backend.check_same_device(x, value, name)
-            break
+        if parameter is not None:
+            backend.check_same_device(x, parameter, name)
 
     def keep_output_shape(self, y):
         """Remember the shape forward returned (for check_dout); returns y. The last line of every forward."""
