@@ -120,32 +120,39 @@ class Evaluator:
     def _cache_path(self, what):
         return _cache_directory() / f"{self.dataset_name}-{self.classifier_digest}-{what}"
 
-    def real_statistics(self):
-        """Test features, their mean, covariance and k-NN radii, and the median test-to-train distance."""
-        if self._real is not None:
-            return self._real
-        path = self._cache_path("real.npz")
+    def _cached(self, name, compute, encode, decode):
+        """compute(), or its result kept in the cache directory under ``name`` (bytes via encode/decode)."""
+        path = self._cache_path(name)
         if self.use_cache and path.is_file():
             try:
-                with np.load(path) as archive:
-                    self._real = {key: archive[key] for key in archive.files}
-                return self._real
-            except Exception:   # a damaged cache is only a cache: recompute it
+                return decode(path.read_bytes())
+            except Exception:   # a damaged cache is only a cache: compute it again
                 pass
-        features, _ = self.classifier.features_and_probabilities(self.dataset.test_images)
-        mean, covariance = metrics.feature_statistics(features)
+        value = compute()
+        if self.use_cache:
+            payload = encode(value)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomically(path, lambda stream: stream.write(payload))
+            except OSError:     # a read-only home: no cache, the same numbers
+                pass
+        return value
+
+    def real_statistics(self):
+        """Test features, their mean, covariance and k-NN radii, and the median test-to-train distance."""
+        if self._real is None:
+            self._real = self._cached("real.npz", self._compute_real_statistics, _npz_bytes, _npz_arrays)
+        return self._real
+
+    def _compute_real_statistics(self):
         test_images = self.dataset.test_images
+        features, _ = self.classifier.features_and_probabilities(test_images)
+        mean, covariance = metrics.feature_statistics(features)
         test_to_train = metrics.nearest_distances(test_images[memorisation_sample(len(test_images))],
                                                   self.dataset.train_images)
-        self._real = {"features": features, "mean": mean, "covariance": covariance,
-                      "radii": metrics.kth_neighbour_radii(features),
-                      "test_to_train_median": np.array(np.median(test_to_train))}
-        if self.use_cache:
-            buffer = io.BytesIO()
-            np.savez(buffer, **self._real)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, lambda stream: stream.write(buffer.getvalue()))
-        return self._real
+        return {"features": features, "mean": mean, "covariance": covariance,
+                "radii": metrics.kth_neighbour_radii(features),
+                "test_to_train_median": np.array(np.median(test_to_train))}
 
     # --- the metrics ------------------------------------------------------------------------------
     def evaluate(self, images, exclude_train=None) -> dict:
@@ -171,18 +178,24 @@ class Evaluator:
     def reference(self, n) -> dict:
         """The metrics for n real training images (a fixed random draw): what a perfect generator scores."""
         n = min(n, len(self.dataset.train_images))
-        path = self._cache_path(f"reference-{n}.json")
-        if self.use_cache and path.is_file():
-            try:
-                return json.loads(path.read_text())
-            except ValueError:
-                pass
-        chosen = np.random.default_rng(REFERENCE_SEED).choice(len(self.dataset.train_images), n, replace=False)
-        result = self.evaluate(self.dataset.train_images[np.sort(chosen)], exclude_train=np.sort(chosen))
-        if self.use_cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, lambda stream: stream.write(json.dumps(result).encode()))
-        return result
+
+        def compute():
+            chosen = np.sort(np.random.default_rng(REFERENCE_SEED).choice(len(self.dataset.train_images), n,
+                                                                          replace=False))
+            return self.evaluate(self.dataset.train_images[chosen], exclude_train=chosen)
+
+        return self._cached(f"reference-{n}.json", compute, lambda result: json.dumps(result).encode(), json.loads)
+
+
+def _npz_bytes(arrays):
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _npz_arrays(payload):
+    with np.load(io.BytesIO(payload)) as archive:
+        return {key: archive[key] for key in archive.files}
 
 
 ROWS = (("FID", "fid", "lower is better", "{:.2f}"),
