@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SHARED_MNIST, requires_mnist
 from tinygan import backend
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart.py"
@@ -40,3 +41,32 @@ def test_quickstart_trains_on_the_gpu():
     from conftest import skip_without_gpu
     skip_without_gpu()
     assert_loss_falls(run_quickstart("gpu"))
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.parametrize("script, expected", [
+    ("im2col_by_hand.py", ["loops == matrix product == Conv2D: True True", "adjoint identity:", ": True"]),
+    ("stable_bce.py", ["   200.0    1.0            nan               0", "gradient 1.0"]),
+    ("batchnorm_gradient.py", ["agrees with central differences", "the planted mistake is caught: "
+                                                                    "ForgetfulBatchNorm gradient of the input"]),
+])
+def test_the_teaching_examples_run_and_show_their_point(script, expected):
+    result = subprocess.run([sys.executable, str(EXAMPLES / script)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for text in expected:
+        assert text in result.stdout, result.stdout
+
+
+@requires_mnist
+def test_known_sets_prints_the_floor_and_the_known_verdicts():
+    result = subprocess.run([sys.executable, str(EXAMPLES / "known_sets.py"), "--n", "1000", "--data-dir",
+                             str(SHARED_MNIST)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("|")[1].strip(): line.split("|")[2] for line in result.stdout.splitlines()
+            if line.startswith("| ") and not line.startswith(("| set", "| ---"))}
+    assert set(rows) >= {"real training images (floor)", "uniform noise", "one class (all 1s)",
+                         "blurred real (5x5 box)"}
+    fid = {name: float(cell) for name, cell in rows.items()}
+    assert fid["real training images (floor)"] < 10 < fid["blurred real (5x5 box)"] < fid["uniform noise"]
