@@ -39,6 +39,12 @@ def cpu_kernels() -> str:
     return _cpu_kernels
 
 
+def uses_reference(array) -> bool:
+    """True where the readable reference runs: a NumPy array while use_cpu_kernels('numpy') is in force.
+    The convolution layers then also take their plain textbook path instead of their tuned one."""
+    return device_of(array) == "cpu" and _cpu_kernels == "numpy"
+
+
 def _implementation(array, name):
     """The function ``name`` of the implementation for ``array``'s device (the reference where
     the fast implementation has none)."""
@@ -92,4 +98,5 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
 
 
 __all__ = ["im2col", "col2im", "leaky_relu", "leaky_relu_backward", "dropout", "batchnorm_forward",
-           "batchnorm_backward", "adam_update", "output_size", "use_cpu_kernels", "cpu_kernels", "CPU_KERNELS"]
+           "batchnorm_backward", "adam_update", "output_size", "use_cpu_kernels", "cpu_kernels", "uses_reference",
+           "CPU_KERNELS"]

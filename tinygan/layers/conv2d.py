@@ -1,5 +1,5 @@
 """2-D convolution (cross-correlation, as in PyTorch's Conv2d)."""
-from .. import init
+from .. import init, kernels
 from ..backend import get_array_module
 from ..kernels import col2im, im2col, output_size
 from .layer import Layer, as_pair, positive_int
@@ -59,6 +59,9 @@ class Conv2D(Layer):
         if H_out < 1 or W_out < 1:
             raise ValueError(f"Conv2D input {H}x{W} with padding {self.padding} is smaller than "
                              f"its kernel {self.kernel_size}")
+        self.readable = kernels.uses_reference(x)
+        if self.readable:
+            return self.keep_output_shape(self._forward_readable(x))
         kh, kw = self.kernel_size
         col_shape = (self.in_channels, kh, kw, N, H_out, W_out)
         col = im2col(x, self.kernel_size, self.stride, self.padding, out=self.workspace("col", col_shape, x))
@@ -75,6 +78,8 @@ class Conv2D(Layer):
 
     def backward(self, dout):
         self.check_dout(dout)
+        if self.readable:
+            return self._backward_readable(dout)
         W = self.params["W"]
         xp = get_array_module(dout)
         dout_rows = to_rows(dout, out=self.workspace("dout_rows", (dout.shape[1], dout.size // dout.shape[1]), dout))
@@ -90,6 +95,34 @@ class Conv2D(Layer):
             return None
         dcol = xp.matmul(W.reshape(self.out_channels, -1).T, dout_rows,
                          out=self.workspace("dcol", col_rows.shape, dout))
+        return col2im(dcol.reshape(self.col.shape), self.image_size, self.stride, self.padding)
+
+    # The readable path: the docstring's formulas as written, no scratch buffers, no out= products. It runs
+    # with the NumPy reference kernels (kernels.use_cpu_kernels('numpy')); the tests hold both paths to
+    # the direct loops of layers/direct.py.
+
+    def _forward_readable(self, x):
+        self.image_size = x.shape[2:]
+        self.col = im2col(x, self.kernel_size, self.stride, self.padding)   # (C_in, kh, kw, N, H_out, W_out)
+        _, _, _, N, H_out, W_out = self.col.shape
+        W_mat = self.params["W"].reshape(self.out_channels, -1)               # (C_out, C_in kh kw)
+        Y = W_mat @ self.col.reshape(W_mat.shape[1], -1)                     # (C_out, N H_out W_out)
+        y = Y.reshape(self.out_channels, N, H_out, W_out).transpose(1, 0, 2, 3)
+        if "b" in self.params:
+            y = y + self.params["b"].reshape(1, -1, 1, 1)
+        return get_array_module(x).ascontiguousarray(y)
+
+    def _backward_readable(self, dout):
+        dY = dout.transpose(1, 0, 2, 3).reshape(self.out_channels, -1)      # (C_out, N H_out W_out)
+        col = self.col.reshape(-1, dY.shape[1])                             # (C_in kh kw, N H_out W_out)
+        W_mat = self.params["W"].reshape(self.out_channels, -1)
+        if self.requires_grad:
+            self.grads["W"] += (dY @ col.T).reshape(self.params["W"].shape)   # dL/dW_mat = dY @ col^T
+            if "b" in self.params:
+                self.grads["b"] += dY.sum(axis=1)
+        if not self.needs_input_grad:
+            return None
+        dcol = W_mat.T @ dY                                                  # dL/dcol = W_mat^T @ dY
         return col2im(dcol.reshape(self.col.shape), self.image_size, self.stride, self.padding)
 
     def extra_repr(self):

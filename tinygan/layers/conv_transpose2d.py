@@ -1,5 +1,5 @@
 """2-D transposed convolution (PyTorch's ConvTranspose2d)."""
-from .. import init
+from .. import init, kernels
 from ..backend import get_array_module
 from ..kernels import col2im, im2col
 from .conv2d import from_rows, to_rows
@@ -57,6 +57,9 @@ class ConvTranspose2D(Layer):
         H_out, W_out = self.output_shape(H, W)
         if H_out < 1 or W_out < 1:
             raise ValueError(f"ConvTranspose2D with padding {self.padding} leaves no output for a {H}x{W} input")
+        self.readable = kernels.uses_reference(x)
+        if self.readable:
+            return self.keep_output_shape(self._forward_readable(x, (H_out, W_out)))
         xp = get_array_module(x)
         self.x_rows = to_rows(x, out=self.workspace("x_rows", (self.in_channels, N * H * W), x))
         self.input_shape = x.shape
@@ -71,6 +74,8 @@ class ConvTranspose2D(Layer):
 
     def backward(self, dout):
         self.check_dout(dout)
+        if self.readable:
+            return self._backward_readable(dout)
         W = self.params["W"]
         N, _, H, W_in = self.input_shape
         dcol_shape = (self.out_channels, *self.kernel_size, N, H, W_in)
@@ -85,6 +90,32 @@ class ConvTranspose2D(Layer):
             return None
         dx_rows = W.reshape(self.in_channels, -1) @ dcol_rows
         return from_rows(dx_rows, N, H, W_in).copy()
+
+    # The readable path (with kernels.use_cpu_kernels('numpy')): the docstring's formulas as written.
+
+    def _forward_readable(self, x, output_size):
+        N, _, H, W = self.input_shape = x.shape
+        self.x_rows = x.transpose(1, 0, 2, 3).reshape(self.in_channels, -1)     # (C_in, N H W)
+        W_mat = self.params["W"].reshape(self.in_channels, -1)                   # (C_in, C_out kh kw)
+        col = (W_mat.T @ self.x_rows).reshape(self.out_channels, *self.kernel_size, N, H, W)
+        y = col2im(col, output_size, self.stride, self.padding)                 # scatter and add up
+        if "b" in self.params:
+            y = y + self.params["b"].reshape(1, -1, 1, 1)
+        return y
+
+    def _backward_readable(self, dout):
+        N, _, H, W = self.input_shape
+        dcol = im2col(dout, self.kernel_size, self.stride, self.padding).reshape(-1, N * H * W)
+        W_mat = self.params["W"].reshape(self.in_channels, -1)
+        if self.requires_grad:
+            self.grads["W"] += (self.x_rows @ dcol.T).reshape(self.params["W"].shape)   # dL/dW_mat = x dcol^T
+            if "b" in self.params:
+                self.grads["b"] += dout.sum(axis=(0, 2, 3))
+        if not self.needs_input_grad:
+            return None
+        dx_rows = W_mat @ dcol                                                   # a convolution of dout
+        return get_array_module(dout).ascontiguousarray(dx_rows.reshape(self.in_channels, N, H, W)
+                                                          .transpose(1, 0, 2, 3))
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
