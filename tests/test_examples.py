@@ -51,6 +51,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
     ("stable_bce.py", ["   200.0    1.0            nan               0", "gradient 1.0"]),
     ("batchnorm_gradient.py", ["agrees with central differences", "the planted mistake is caught: "
                                                                     "ForgetfulBatchNorm gradient of the input"]),
+    ("transposed_scatter.py", ["the definition's loops agree: True", " [2. 4. 2. 4. 2. 4. 2. 2.]"]),
+    ("adam_vs_sgd.py", ["SGD lr 0.004", "SGD + momentum 0.9", "Adam lr 0.05         mean squared error    0.000"]),
 ])
 def test_the_teaching_examples_run_and_show_their_point(script, expected):
     result = subprocess.run([sys.executable, str(EXAMPLES / script)], capture_output=True, text=True, timeout=300)
