@@ -21,6 +21,7 @@ the file records the seed, the epochs and the test accuracy it reached.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import time
@@ -66,8 +67,9 @@ def weights_path(dataset: str) -> Path:
 class Classifier:
     """A trained classifier: features and class probabilities of images, in eval mode, in batches."""
 
-    def __init__(self, model: Sequential, meta: dict):
+    def __init__(self, model: Sequential, meta: dict, digest: str = ""):
         self.model, self.meta = model, meta
+        self.digest = digest   # of the weights file it was loaded from: what eval's cache is keyed by
 
     @classmethod
     def load(cls, dataset: str = "mnist", path=None) -> "Classifier":
@@ -76,8 +78,9 @@ class Classifier:
         if not path.is_file():
             raise ClassifierError(f"no classifier for {dataset} ({path} is missing): train one with "
                                   f"`python -m tinygan classifier --dataset {dataset} --out {path}`")
+        payload = path.read_bytes()
         try:
-            with np.load(path) as archive:
+            with np.load(io.BytesIO(payload)) as archive:
                 arrays = {key: archive[key] for key in archive.files}
             meta = json.loads(str(arrays.pop("meta")))
             model = build()
@@ -85,7 +88,7 @@ class Classifier:
         except Exception as error:   # any damage: the file is named, and how to remake it
             raise ClassifierError(f"{path} is not a readable classifier ({type(error).__name__}: {error}); "
                                   f"remake it with `python -m tinygan classifier --dataset {dataset}`") from None
-        return cls(model, meta)
+        return cls(model, meta, hashlib.sha256(payload).hexdigest()[:16])
 
     def features_and_probabilities(self, images, batch_size=500):
         """(features (N, 128), probabilities (N, 10)) as float64 NumPy arrays, for float images in [-1, 1]."""

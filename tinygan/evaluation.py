@@ -22,7 +22,6 @@ once and kept in the cache directory, keyed by the classifier file's digest.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import time
@@ -110,15 +109,13 @@ class Evaluator:
         self.dataset_name = dataset
         self.classifier = classifier.Classifier.load(dataset, classifier_path)
         self.dataset = data.load(dataset, data_dir)
-        path = Path(classifier_path) if classifier_path else classifier.weights_path(dataset)
-        self.classifier_digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         self.use_cache = cache
         self._real = None
         self.timings = {}   # seconds of each part of the last evaluate()
 
     # --- the real side, computed once -------------------------------------------------------------
     def _cache_path(self, what):
-        return _cache_directory() / f"{self.dataset_name}-{self.classifier_digest}-{what}"
+        return _cache_directory() / f"{self.dataset_name}-{self.classifier.digest}-{what}"
 
     def _cached(self, name, compute, encode, decode):
         """compute(), or its result kept in the cache directory under ``name`` (bytes via encode/decode)."""
