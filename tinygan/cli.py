@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import __version__, backend, classifier, compare, data, evaluation, images, kernels, models
+from . import __version__, backend, classifier, compare, data, evaluation, exercises, images, kernels, models
 from .files import DirectoryInUse, write_atomically
 from .gan import NOISE_KINDS
 from .trainer import (EVAL_SAMPLES, Trainer, TrainingStopped, default_eval_every, library_versions, load_config,
@@ -268,6 +268,33 @@ def classifier_command(dataset, data_dir, seed, epochs, limit, out):
     trained = classifier.train(dataset, data_dir, seed=seed, epochs=epochs, limit=limit, log=click.echo)
     classifier.save(trained, out)
     click.echo(f"wrote {out} (test accuracy {trained.meta['test_accuracy']:.4f})")
+
+
+@cli.group("exercises")
+def exercises_group():
+    """Write the backward passes of Dense, Conv2D, BatchNorm and BCEWithLogits yourself, and grade them."""
+
+
+@exercises_group.command("start")
+@click.argument("directory", type=click.Path(file_okay=False), default="exercises")
+@click.option("--force", is_flag=True, help="Overwrite exercise files already there (your work in them is lost).")
+def exercises_start(directory, force):
+    """Copy the four classes into DIRECTORY with their backward bodies removed."""
+    for path in exercises.start(directory, force=force):
+        click.echo(f"wrote {path}")
+    click.echo(f"write each backward, then: python -m tinygan exercises grade {directory}")
+
+
+@exercises_group.command("grade")
+@click.argument("directory", type=click.Path(file_okay=False), default="exercises")
+@click.option("--only", type=click.Choice([Path(name).stem for name in exercises.EXERCISES]), multiple=True,
+              help="Grade only this exercise (repeatable).")
+def exercises_grade(directory, only):
+    """Check your backward passes with the engine's own gradient and contract checks, case by case."""
+    passed, total = exercises.grade(directory, only=set(only), out=click.echo)
+    click.echo(f"{passed} of {total} cases pass" + (": every backward is right" if passed == total else ""))
+    if passed < total:
+        sys.exit(1)
 
 
 @cli.command()

@@ -149,3 +149,39 @@ def _worst_element(analytic_grad, perturb):
     sampled = "" if count <= WORST_ELEMENT_SAMPLE else f" (of {WORST_ELEMENT_SAMPLE} sampled elements)"
     return (f"worst element{sampled} {tuple(int(i) for i in index)}: numeric {numeric!r}, "
             f"backward {float(analytic.flat[flat])!r}")
+
+
+def check_loss_gradient(loss, logits, targets, directions=2):
+    """Check ``loss.backward()`` against central differences of ``loss.forward(logits, targets)``.
+
+    The loss is a scalar of the logits, so the directional derivative along a
+    random d is (L(x + eps d) - L(x - eps d)) / (2 eps), compared with
+    <backward(), d>; raises GradientCheckError naming the worst element.
+    """
+    name = type(loss).__name__
+    if str(logits.dtype) != "float64":
+        raise ValueError(f"check_loss_gradient needs float64 logits, got {logits.dtype}: finite differences in "
+                         f"lower precision report errors as large as real bugs")
+    rng = np.random.default_rng(12345)
+    loss.forward(logits, targets)
+    gradient = loss.backward()
+    if gradient is None or tuple(gradient.shape) != tuple(logits.shape):
+        raise GradientCheckError(f"{name}.backward returned {None if gradient is None else gradient.shape}, "
+                                 f"expected the logits' shape {tuple(logits.shape)}")
+
+    def perturb(step):
+        value = loss.forward(logits + step, targets)
+        # The loss is a mean of terms as large as the logits: its rounding is a few ulps of that.
+        return value, float(abs(logits).mean()) + abs(value) + 1.0
+
+    for _ in range(directions):
+        direction = backend.to_device(rng.standard_normal(logits.shape))
+        (plus, scale), (minus, _) = perturb(EPS * direction), perturb(-EPS * direction)
+        numeric = (plus - minus) / (2 * EPS)
+        analytic = float((gradient * direction).sum())
+        resolution = ROUNDING * scale / (2 * EPS)
+        error = relative_error(numeric, analytic, floor=resolution / RELATIVE_TOLERANCE)
+        if error >= RELATIVE_TOLERANCE:
+            raise GradientCheckError(
+                f"{name} gradient of the logits: along a random direction, numeric {numeric!r} vs backward "
+                f"{analytic!r} (relative error {error:.2e}); {_worst_element(gradient, perturb)}")
