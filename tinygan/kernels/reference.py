@@ -105,7 +105,7 @@ def batchnorm_forward(x, gamma, beta, eps):
 
 
 def batchnorm_backward(dout, x_hat, gamma, inverse_std):
-    """dL/dx, dL/dgamma, dL/dbeta of batchnorm_forward (see layers/batchnorm.py for the derivation)."""
+    """dL/dx, dL/dgamma, dL/dbeta of batchnorm_forward (derived step by step in the docstring of layers/batchnorm.py)."""
     dgamma, dbeta = (dout * x_hat).sum(axis=(0, 2)), dout.sum(axis=(0, 2))
     count = dout.shape[0] * dout.shape[2]
     dx = (gamma * inverse_std)[:, None] * (dout - (dbeta / count)[:, None] - x_hat * (dgamma / count)[:, None])

@@ -5,23 +5,31 @@ from .layer import Layer, positive_int
 
 
 class BatchNorm(Layer):
-    """y = gamma * x_hat + beta,  x_hat = (x - mean) / sqrt(var + eps).
+    """y = gamma * x_hat + beta,  x_hat = (x - mu) / sqrt(var + eps).
 
     Works on (N, C) and on (N, C, H, W): the statistics of each channel C are
     taken over the m = N (or N*H*W) values of that channel. The training-mode
     passes run as kernels (tinygan/kernels; the NumPy reference is
     kernels/reference.py's batchnorm_forward and batchnorm_backward). In training mode
-    mean and var are the batch's (biased variance); the running estimates are
+    mu and var are the batch's (biased variance); the running estimates are
     updated as PyTorch does,
-        running_mean = (1 - momentum) running_mean + momentum mean
+        running_mean = (1 - momentum) running_mean + momentum mu
         running_var  = (1 - momentum) running_var  + momentum var * m / (m - 1),
     and in eval mode (training=False) they replace the batch statistics.
 
-    Backward in training mode (every x_hat depends on the whole batch through
-    mean and var; writing dxh = dy * gamma and averaging over the m values):
-        dL/dgamma = sum dy * x_hat,   dL/dbeta = sum dy
-        dL/dx = gamma / sqrt(var + eps) * (dy - mean(dy) - x_hat * mean(dy * x_hat))
-    In eval mode mean and var are constants: dL/dx = gamma / sqrt(running_var + eps) * dy.
+    Backward in training mode, per channel over its m values. Every x_hat_i
+    depends on every x_j through mu and var, so x_i reaches the loss three ways
+    (docs/course/05_batchnorm.md draws the graph). With g = dL/dx_hat = gamma dy
+    and r = 1 / sqrt(var + eps), so that x_hat = (x - mu) r:
+        dL/dgamma = sum dy x_hat,   dL/dbeta = sum dy
+        dL/dvar = sum_i g_i (x_i - mu) * (-r^3 / 2)   = -(r^2 / 2) sum g x_hat
+        dL/dmu  = -r sum g + dL/dvar mean(-2 (x - mu)) = -r sum g   (sum (x - mu) = 0)
+        dL/dx_i = g_i r  +  dL/dvar 2 (x_i - mu) / m  +  dL/dmu / m
+                = r (g_i - x_hat_i mean(g x_hat) - mean(g))
+                = gamma r (dy_i - mean(dy) - x_hat_i mean(dy x_hat)).
+    The two subtracted terms remove from dy its mean and its component along
+    x_hat: the directions in which the normalisation's output cannot move.
+    In eval mode mu and var are constants: dL/dx = gamma / sqrt(running_var + eps) * dy.
     affine=False drops gamma and beta (they act as 1 and 0).
     """
 
