@@ -72,3 +72,30 @@ def test_known_sets_prints_the_floor_and_the_known_verdicts():
                          "blurred real (5x5 box)"}
     fid = {name: float(cell) for name, cell in rows.items()}
     assert fid["real training images (floor)"] < 10 < fid["blurred real (5x5 box)"] < fid["uniform noise"]
+
+
+@requires_mnist
+def test_the_gan_in_40_lines_trains_on_mnist_and_writes_its_grid(tmp_path):
+    out = tmp_path / "grid.png"
+    result = subprocess.run([sys.executable, str(EXAMPLES / "gan_in_40_lines.py"), "--epochs", "1", "--data-dir",
+                             str(SHARED_MNIST), "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"epoch 1: D loss \d+\.\d+  G loss \d+\.\d+", result.stdout), result.stdout
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
+@requires_mnist
+def test_the_latent_walk_starts_and_ends_at_the_generators_images(tmp_path):
+    run = tmp_path / "run"
+    train = subprocess.run([sys.executable, "-m", "tinygan", "train", "--arch", "mlp", "--epochs", "1", "--limit",
+                            "128", "--eval-every", "0", "--eval-images", "64", "--quiet", "--data-dir",
+                            str(SHARED_MNIST), "--out", str(run)], capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stderr
+    out = tmp_path / "walk.png"
+    result = subprocess.run([sys.executable, str(EXAMPLES / "latent_walk.py"), str(run), "--out", str(out),
+                             "--pairs", "2", "--steps", "5"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "both paths start at G(z_a) and end at G(z_b): True True" in result.stdout
+    norms = re.search(r"straight (\d+\.\d+), spherical (\d+\.\d+)", result.stdout)
+    assert float(norms[1]) < float(norms[2])              # the straight path cuts towards the origin
+    assert out.read_bytes().startswith(b"\x89PNG")
