@@ -18,7 +18,7 @@ import numpy as np
 from . import __version__, backend, classifier, compare, data, evaluation, exercises, images, kernels, models
 from .files import DirectoryInUse, write_atomically
 from .gan import NOISE_KINDS
-from .trainer import (EVAL_SAMPLES, Trainer, TrainingStopped, default_eval_every, library_versions, load_config,
+from .trainer import (DEFAULT_EMA, EVAL_SAMPLES, Trainer, TrainingStopped, default_eval_every, library_versions, load_config,
                       load_generator, write_text_atomically)
 
 # Errors that a user's input causes; anything else is a bug and keeps its traceback.
@@ -59,11 +59,23 @@ def cli():
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=2e-4, show_default=True,
               help="Adam learning rate of both networks.")
+@click.option("--lr-d", type=FiniteFloat(min=0, min_open=True), default=None,
+              help="Discriminator's learning rate, if not --lr (two time-scale rule).")
+@click.option("--lr-g", type=FiniteFloat(min=0, min_open=True), default=None,
+              help="Generator's learning rate, if not --lr.")
+@click.option("--ema", type=FiniteFloat(0, 1, max_open=True), default=DEFAULT_EMA, show_default=True,
+              help="Decay of the generator's weight average that samples and eval use (warmed up over the "
+                   "first steps; 0: off).")
 @click.option("--beta1", type=FiniteFloat(0, 1, max_open=True), default=0.5, show_default=True)
 @click.option("--beta2", type=FiniteFloat(0, 1, max_open=True), default=0.999, show_default=True)
 @click.option("--z-dim", type=click.IntRange(min=1), default=100, show_default=True, help="Size of the noise.")
 @click.option("--noise", type=click.Choice(NOISE_KINDS), default="normal", show_default=True,
-              help="Distribution of the noise: N(0, 1) or U(-1, 1).")
+              help="Distribution of the noise: N(0, 1), U(-1, 1), or Poisson counts centred and scaled to "
+                   "mean 0 and variance 1.")
+@click.option("--poisson-rate", type=FiniteFloat(min=0, min_open=True), default=1.0, show_default=True,
+              help="Rate of the Poisson noise.")
+@click.option("--raw-noise", "standardize_noise", flag_value=False, default=True,
+              help="Poisson noise as raw counts, not centred and scaled.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Fixes weights, noise, dropout, shuffling.")
 @click.option("--dataset", type=click.Choice(list(data.DATASETS)), default="mnist", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
@@ -118,6 +130,11 @@ def train(context, **options):
         options.pop("resume")
         options["depth"] = models.default_depth(options["arch"]) if options["depth"] is None else options["depth"]
         options["init"] = options["init"] or models.default_init(options["arch"])
+        if options["noise"] != "poisson":
+            for name, default in (("poisson_rate", 1.0), ("standardize_noise", True)):
+                if options[name] != default:
+                    flag = "--raw-noise" if name == "standardize_noise" else "--poisson-rate"
+                    raise click.BadParameter(f"{flag} only applies to --noise poisson", param_hint=f"'{flag}'")
         needed = models.first_layer_bytes(options["arch"], options["z_dim"])
         if needed > MEMORY_LIMIT:
             raise click.BadParameter(f"{options['z_dim']} would need {needed / 2**30:,.0f} GiB for the generator's "
