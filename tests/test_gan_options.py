@@ -131,3 +131,18 @@ def test_poisson_noise_and_two_learning_rates_train_from_the_command_line(tmp_pa
     config = json.loads((run / "config.json").read_text())
     assert (config["noise"], config["poisson_rate"], config["lr_d"], config["lr_g"]) == ("poisson", 4.0, 4e-4, 1e-4)
     assert str(SHARED_MNIST) == config["data_dir"]
+
+
+@requires_mnist
+def test_a_reports_network_trains_with_the_reports_settings_unless_told_otherwise(tmp_path, capsys):
+    common = ["--epochs", 1, "--limit", 256, "--eval-every", 0, "--eval-images", 64, "--quiet", "--data-dir",
+              SHARED_MNIST]
+    assert run_main(capsys, "train", "--arch", "mlp-001", "--out", tmp_path / "a", *common)[0] == 0
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert (config["batch_size"], config["pixel_range"], config["output"]) == (128, "0,1", "sigmoid")
+    assert run_main(capsys, "train", "--arch", "mlp-001", "--batch-size", 32, "--pixel-range", "-1,1", "--output",
+                    "sigmoid", "--out", tmp_path / "b", *common)[0] == 0
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert (config["batch_size"], config["pixel_range"], config["output"]) == (32, "-1,1", "sigmoid")
+    assert run_main(capsys, "sample", "--checkpoint", tmp_path / "a", "--n", 4, "--out", tmp_path / "a.npy")[0] == 0
+    assert np.load(tmp_path / "a.npy").shape == (4, 28, 28)

@@ -94,7 +94,8 @@ def test_weights_are_drawn_from_the_chosen_init(arch):
         # fan_in + fan_out = (inputs + outputs) x kernel area, for Dense, Conv2D and ConvTranspose2D alike
         limit = np.sqrt(6 / ((W.shape[0] + W.shape[1]) * (W[0, 0].size if W.ndim == 4 else 1)))
         assert limit * 0.9 < np.abs(W).max() <= limit
-    assert models.default_init(arch) == ("glorot" if arch.startswith("mlp") else "normal")
+    # the DCGAN paper's normal(0, 0.02) for the common DCGANs; Keras's Glorot for the MLPs and the reports' own
+    assert models.default_init(arch) == ("normal" if arch in ("dcgan", "dcgan-upsample") else "glorot")
 
 
 def test_discriminator_accuracy_uses_batch_statistics_and_leaves_the_model_as_it_was():
@@ -150,3 +151,46 @@ def test_train_step_is_the_gan_step_written_out():
     for network, expected in ((gan.generator, G), (gan.discriminator, D)):
         for key, value in network.state_dict().items():
             np.testing.assert_array_equal(value, expected.state_dict()[key], err_msg=key)
+
+
+def test_mlp_001_is_report_001s_network_with_its_batch_and_pixel_range():
+    generator, discriminator = models.build("mlp-001", output="sigmoid")
+    assert [(l.in_features, l.out_features) for l in generator if isinstance(l, Dense)] == [
+        (100, 256), (256, 512), (512, 1024), (1024, 784)]
+    assert [(l.in_features, l.out_features) for l in discriminator if isinstance(l, Dense)] == [
+        (784, 1024), (1024, 512), (512, 256), (256, 1)]
+    assert {l.negative_slope for l in generator if isinstance(l, LeakyReLU)} == {0.3}
+    assert {l.negative_slope for l in discriminator if isinstance(l, LeakyReLU)} == {0.2}
+    assert [l.p for l in discriminator if isinstance(l, Dropout)] == [0.3, 0.3, 0.3]
+    assert type(generator[-2]).__name__ == "Sigmoid"
+    assert models.REPORT_SETTINGS["mlp-001"] == {"batch_size": 128, "pixel_range": "0,1"}
+    deep_g, deep_d = models.build("mlp-001-deep")
+    assert sum(isinstance(l, Dense) for l in deep_g) == 6 and sum(isinstance(l, Dense) for l in deep_d) == 6
+
+
+@pytest.mark.parametrize("arch", ["dcgan-004", "dcgan-004-upsample"])
+def test_dcgan_004_is_report_004s_network(arch):
+    generator, discriminator = models.build(arch)
+    assert generator[0].out_features == 7 * 7 * 128 and isinstance(generator[3], Reshape)
+    assert [(l.in_channels, l.out_channels, l.stride) for l in discriminator if isinstance(l, Conv2D)] == [
+        (1, 32, (2, 2)), (32, 64, (2, 2))]
+    assert {l.negative_slope for model in (generator, discriminator) for l in model if isinstance(l, LeakyReLU)} \
+        == {0.3}
+    upsampling = [l for l in generator if isinstance(l, UpSample2D)]
+    transposed = [l for l in generator if isinstance(l, ConvTranspose2D)]
+    if arch.endswith("upsample"):
+        assert len(upsampling) == 2 and not transposed
+    else:
+        assert not upsampling and [(l.in_channels, l.out_channels, l.stride) for l in transposed] == [
+            (128, 64, (2, 2)), (64, 1, (2, 2))]
+    assert isinstance(generator[-1], Tanh)
+
+
+def test_the_output_activation_follows_the_pixel_range_and_is_checked():
+    assert models.default_output("0,1") == "sigmoid" and models.default_output("-1,1") == "tanh"
+    backend.seed(0)
+    generator, _ = models.build("dcgan-004", output="sigmoid")
+    fake = generator.forward(np.random.default_rng(0).standard_normal((4, 100)).astype(np.float32))
+    assert fake.min() >= 0 and fake.max() <= 1
+    with pytest.raises(ValueError, match="unknown output 'relu'"):
+        models.build("mlp", output="relu")

@@ -56,7 +56,8 @@ def cli():
               help="Architecture of the reports.")
 @click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Total epochs.")
-@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=None,
+              help="Images per step [default: 64; the report's own for mlp-001, 128].")
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=2e-4, show_default=True,
               help="Adam learning rate of both networks.")
 @click.option("--lr-d", type=FiniteFloat(min=0, min_open=True), default=None,
@@ -80,8 +81,10 @@ def cli():
 @click.option("--dataset", type=click.Choice(list(data.DATASETS)), default="mnist", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Directory with the four IDX .gz files (else $TINYGAN_DATA, else the cache, else download).")
-@click.option("--pixel-range", type=click.Choice(list(data.PIXEL_RANGES)), default="-1,1", show_default=True,
-              help="Scale pixels to [-1, 1] or [0, 1].")
+@click.option("--pixel-range", type=click.Choice(list(data.PIXEL_RANGES)), default=None,
+              help="Scale pixels to [-1, 1] or [0, 1] [default: -1,1; 0,1 for mlp-001, as its report].")
+@click.option("--output", type=click.Choice(list(models.OUTPUTS)), default=None,
+              help="The generator's last activation [default: tanh for pixels in [-1, 1], sigmoid for [0, 1]].")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Train on the first N images only (quick runs).")
 @click.option("--kernel-size", type=click.IntRange(min=1, max=27), default=5, show_default=True,
@@ -130,6 +133,10 @@ def train(context, **options):
         options.pop("resume")
         options["depth"] = models.default_depth(options["arch"]) if options["depth"] is None else options["depth"]
         options["init"] = options["init"] or models.default_init(options["arch"])
+        report = models.REPORT_SETTINGS.get(options["arch"], {})
+        options["batch_size"] = options["batch_size"] or report.get("batch_size", 64)
+        options["pixel_range"] = options["pixel_range"] or report.get("pixel_range", "-1,1")
+        options["output"] = options["output"] or models.default_output(options["pixel_range"])
         if options["noise"] != "poisson":
             for name, default in (("poisson_rate", 1.0), ("standardize_noise", True)):
                 if options[name] != default:
