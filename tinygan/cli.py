@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import __version__, backend, classifier, compare, data, evaluation, exercises, images, kernels, models
+from . import __version__, backend, classifier, compare, data, evaluation, exercises, images, kernels, models, study
 from .files import DirectoryInUse, write_atomically
 from .gan import NOISE_KINDS
 from .trainer import (DEFAULT_EMA, EVAL_SAMPLES, Trainer, TrainingStopped, default_eval_every, library_versions, load_config,
@@ -292,6 +292,41 @@ def classifier_command(dataset, data_dir, seed, epochs, limit, out):
     trained = classifier.train(dataset, data_dir, seed=seed, epochs=epochs, limit=limit, log=click.echo)
     classifier.save(trained, out)
     click.echo(f"wrote {out} (test accuracy {trained.meta['test_accuracy']:.4f})")
+
+
+@cli.command("study")
+@click.argument("name", type=click.Choice(list(study.STUDIES)))
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run every setting on seeds 0 .. K-1; the summary gives mean and standard deviation.")
+@click.option("--profile", type=click.Choice(list(study.PROFILES)), default="quick", show_default=True,
+              help="How long each run trains: quick fits a 2-core CPU, full is the reports' length (a GPU), "
+                   "tiny is for tests.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train processes at once (each shares the machine's cores with the others).")
+@click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Directory with the dataset's IDX files (else $TINYGAN_DATA, else the cache, else download).")
+@click.option("--out", type=click.Path(file_okay=False), default="studies", show_default=True,
+              help="Runs go to OUT/NAME/<setting>/seed-<s>, the summary to OUT/NAME.")
+@click.option("--print-commands", is_flag=True,
+              help="Print the train command of every unfinished run instead of running them.")
+@click.option("--collect", is_flag=True, help="Only build the summary from the finished run directories.")
+def study_command(name, seeds, profile, jobs, device, data_dir, out, print_commands, collect):
+    """Run one of the reports' comparisons on K seeds and summarise it (study.md, study.csv, figures)."""
+    extra = ["--device", device] + (["--data-dir", str(Path(data_dir).resolve())] if data_dir else [])
+    plans = study.plans(name, seeds, profile, Path(out).resolve(), extra)
+    if print_commands:
+        for plan in plans:
+            command = study.next_command(plan)
+            if command is not None:
+                click.echo(study.shell_line(command))
+        return
+    if not collect:
+        click.echo(f"study {name}: {len(plans)} runs ({len(study.STUDIES[name].settings)} settings x {seeds} "
+                   f"seed(s)); {study.profile_text(name, profile)}")
+        study.run(plans, jobs=jobs, log=click.echo)
+    click.echo(study.summarise(name, plans, profile, Path(out)), nl=False)
+    click.echo(f"wrote {Path(out) / name}/study.md, study.csv and the figures")
 
 
 @cli.group("exercises")

@@ -41,7 +41,7 @@ import numpy as np
 
 from . import __version__, backend, data, evaluation, images, kernels, models
 from .files import DirectoryLock, remove_partial_files, write_atomically
-from .gan import GAN, NOISE_KINDS
+from .gan import GAN, NOISE_KINDS, STATISTICS_BATCHES
 
 CHECKPOINT = "checkpoint.npz"
 BEST = "best.npz"          # the generator of the epoch with the lowest FID (train --eval-every)
@@ -393,7 +393,7 @@ class Trainer:
             progress.update(step + 1, *running_totals / (step + 1))
         if gan.average_generator is not None:   # its own noise: the epoch's random stream stays as it was
             gan.refresh_average_statistics(np.random.default_rng(np.random.SeedSequence([config["seed"], epoch, 1])),
-                                           batch_size)
+                                           batch_size, batches=min(STATISTICS_BATCHES, steps))   # tiny runs: few
         seconds = time.perf_counter() - start   # the training steps and the refresh: what an epoch costs
         progress.close()
 

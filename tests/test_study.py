@@ -1,0 +1,75 @@
+"""`tinygan study`: every study's commands are valid train commands; studies run, resume and summarise."""
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SHARED_MNIST, requires_mnist
+from tinygan import cli, study
+
+
+def tinygan(*arguments):
+    return subprocess.run([sys.executable, "-m", "tinygan", *map(str, arguments)], capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.parametrize("name", list(study.STUDIES))
+@pytest.mark.parametrize("profile", list(study.PROFILES))
+def test_every_study_plans_train_commands_that_train_accepts(name, profile, tmp_path):
+    plans = study.plans(name, 2, profile, tmp_path, ["--data-dir", str(tmp_path)])
+    assert len(plans) == 2 * len(study.STUDIES[name].settings)
+    assert len({plan.directory for plan in plans}) == len(plans)
+    for plan in plans:
+        command = study.next_command(plan)
+        assert command[0] == "train" and "--eval-every" in command
+        with cli.train.make_context("train", command[1:]) as context:   # click parses it as `train` would
+            assert context.params["seed"] == plan.seed and context.params["epochs"] == plan.epochs
+
+
+def test_print_commands_prints_one_train_line_per_run(tmp_path):
+    result = tinygan("study", "kernel-size", "--seeds", 2, "--print-commands", "--out", tmp_path)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0 and len(lines) == 6
+    assert all(" -m tinygan train --arch dcgan --kernel-size " in line for line in lines)
+    assert sum("--seed 1 " in line for line in lines) == 3
+    assert all(f"--out {tmp_path}/kernel-size/kernel-" in line for line in lines)
+
+
+def test_collect_before_any_run_says_what_is_missing(tmp_path):
+    result = tinygan("study", "noise", "--collect", "--out", tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "3 run(s) have not finished an epoch" in result.stderr
+
+
+@requires_mnist
+def test_a_study_runs_end_to_end_summarises_and_skips_finished_runs(tmp_path):
+    arguments = ["study", "noise", "--profile", "tiny", "--data-dir", SHARED_MNIST, "--out", tmp_path]
+    result = tinygan(*arguments)
+    assert result.returncode == 0, result.stderr
+    table = [line for line in (tmp_path / "noise" / "study.md").read_text().splitlines() if line.startswith("| `")]
+    assert [line.split("|")[1].strip() for line in table] == ["`normal`", "`uniform`", "`poisson`"]
+    assert all(re.match(r"\d+\.\d\d$", line.split("|")[3].strip()) for line in table)   # a FID each
+    for name in ("study.csv", "fid_vs_epoch.png", "samples.png"):
+        assert (tmp_path / "noise" / name).is_file()
+    assert "Lowest mean FID" in result.stdout
+
+    again = tinygan(*arguments)
+    assert again.returncode == 0 and "3 of 3 runs already finished: skipped" in again.stdout
+
+    # A run that stopped early is resumed, not restarted: a plan for 2 epochs over the 1-epoch run
+    plan = study.plans("noise", 1, "tiny", tmp_path)[0]
+    plan.options[plan.options.index("--epochs") + 1] = "2"
+    assert study.next_command(plan) == ["train", "--resume", str(plan.directory), "--epochs", "2"]
+
+
+@requires_mnist
+def test_two_seeds_give_a_spread_and_a_verdict_on_it(tmp_path):
+    result = tinygan("study", "vanilla-vs-dcgan", "--profile", "tiny", "--seeds", 2, "--jobs", 2, "--data-dir",
+                     SHARED_MNIST, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "vanilla-vs-dcgan" / "study.md").read_text()
+    assert text.count(" ± ") >= 10            # mean ± std in the cells
+    assert "combined standard deviation" in text
+    assert (tmp_path / "vanilla-vs-dcgan" / "fid_vs_time.png").is_file()
+    assert len(list((tmp_path / "vanilla-vs-dcgan").glob("*/seed-1/checkpoint.npz"))) == 2
