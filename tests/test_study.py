@@ -1,7 +1,10 @@
 """`tinygan study`: every study's commands are valid train commands; studies run, resume and summarise."""
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -42,11 +45,30 @@ def test_collect_before_any_run_says_what_is_missing(tmp_path):
     assert "3 run(s) have not finished an epoch" in result.stderr
 
 
+def ctrl_c_able():
+    """A process group of its own with SIGINT's default action, as a terminal's foreground job has."""
+    os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @requires_mnist
 def test_a_study_runs_end_to_end_summarises_and_skips_finished_runs(tmp_path):
     arguments = ["study", "noise", "--profile", "tiny", "--data-dir", SHARED_MNIST, "--out", tmp_path]
+    # Ctrl-C during the second run, as a terminal sends it: to the study and its train process alike
+    process = subprocess.Popen([sys.executable, "-m", "tinygan", *map(str, arguments)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_able)
+    for line in process.stdout:
+        if line.startswith("finished noise/normal"):
+            break
+    time.sleep(2)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == ("interrupted: the same command again skips the finished runs and "
+                                            "resumes the others")
     result = tinygan(*arguments)
     assert result.returncode == 0, result.stderr
+    assert "1 of 3 runs already finished: skipped" in result.stdout
     table = [line for line in (tmp_path / "noise" / "study.md").read_text().splitlines() if line.startswith("| `")]
     assert [line.split("|")[1].strip() for line in table] == ["`normal`", "`uniform`", "`poisson`"]
     assert all(re.match(r"\d+\.\d\d$", line.split("|")[3].strip()) for line in table)   # a FID each

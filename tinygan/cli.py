@@ -324,7 +324,12 @@ def study_command(name, seeds, profile, jobs, device, data_dir, out, print_comma
     if not collect:
         click.echo(f"study {name}: {len(plans)} runs ({len(study.STUDIES[name].settings)} settings x {seeds} "
                    f"seed(s)); {study.profile_text(name, profile)}")
-        study.run(plans, jobs=jobs, log=click.echo)
+        try:
+            study.run(plans, jobs=jobs, log=click.echo)
+        except KeyboardInterrupt:
+            click.echo("interrupted: the same command again skips the finished runs and resumes the others",
+                       err=True)
+            sys.exit(130)
     click.echo(study.summarise(name, plans, profile, Path(out)), nl=False)
     click.echo(f"wrote {Path(out) / name}/study.md, study.csv and the figures")
 

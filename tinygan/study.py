@@ -174,6 +174,8 @@ def run(plans_to_run, jobs=1, log=print):
         with open(log_path, "a") as stream:
             result = subprocess.run([sys.executable, "-m", "tinygan", *command], stdout=stream,
                                     stderr=subprocess.STDOUT)
+        if result.returncode in (130, -2):   # Ctrl-C reached the train process too: its checkpoint is intact
+            raise KeyboardInterrupt
         if result.returncode != 0:
             tail = log_path.read_text().strip().splitlines()[-1:] or ["no output"]
             raise StudyError(f"{plan.label} seed {plan.seed} failed (exit {result.returncode}): {tail[0]} "
