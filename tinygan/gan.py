@@ -83,7 +83,10 @@ class GAN:
             return rng.standard_normal((n, self.z_dim), dtype=dtype)
         if self.noise == "uniform":
             return (rng.random((n, self.z_dim), dtype=dtype) * 2 - 1).astype(dtype, copy=False)
-        counts = rng.poisson(self.poisson_rate, (n, self.z_dim)).astype(dtype)
+        if hasattr(rng, "poisson"):
+            counts = rng.poisson(self.poisson_rate, (n, self.z_dim)).astype(dtype)
+        else:   # a device generator without Poisson draws: the CPU's, moved to the device
+            counts = backend.to_device(backend.numpy_rng().poisson(self.poisson_rate, (n, self.z_dim)).astype(dtype))
         if not self.standardize_noise:
             return counts
         return ((counts - self.poisson_rate) / float(np.sqrt(self.poisson_rate))).astype(dtype, copy=False)
