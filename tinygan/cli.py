@@ -15,7 +15,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import __version__, backend, classifier, compare, data, evaluation, exercises, images, kernels, models, study
+from . import (__version__, backend, classifier, compare, data, evaluation, exercises, images, kernels, latent,
+               models, study)
 from .files import DirectoryInUse, write_atomically
 from .gan import NOISE_KINDS
 from .trainer import (DEFAULT_EMA, EVAL_SAMPLES, Trainer, TrainingStopped, default_eval_every, library_versions, load_config,
@@ -201,6 +202,40 @@ def sample(run_dir, n, out, device, seed, which):
     else:
         images.save_png(images.grid(np.concatenate(list(generated_images(gan, config, n)))), out)
     click.echo(f"wrote {n} images from epoch {epoch} ({which}) of {run_dir} to {out}")
+
+
+@cli.command("interpolate")
+@click.option("--checkpoint", "run_dir", type=click.Path(file_okay=False), required=True,
+              help="A run directory written by `train`.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="FILE.png: a row per path, straight then spherical for each pair; FILE.gif: the walk animated.")
+@click.option("--steps", type=click.IntRange(min=2, max=100), default=10, show_default=True,
+              help="Images along each path, end points included.")
+@click.option("--rows", type=click.IntRange(min=1, max=32), default=4, show_default=True,
+              help="Pairs of random end points (each gives a straight and a spherical row).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Chooses the end points.")
+@click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
+@WHICH
+def interpolate(run_dir, out, steps, rows, seed, device, which):
+    """Walk between random latent points along straight and spherical paths, with the run's generator."""
+    out = Path(out)
+    if out.suffix not in (".png", ".gif"):
+        raise click.UsageError(f"--out must end in .png or .gif, got {out.name}")
+    backend.use_device(device)
+    gan, config, epoch = load_generator(Path(run_dir), which)
+    _, walked = latent.walks(gan, rows, steps, seed)
+    pictures = latent.to_pictures(walked, config["pixel_range"])            # (rows, 2, steps, H, W)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".png":
+        grid = images.grid(pictures.reshape(-1, *pictures.shape[-2:]), columns=steps)
+        write_atomically(out, lambda stream: images.save_png(grid, stream))
+    else:   # a frame per step, there and back: each frame the pairs' straight | spherical images
+        order = list(range(steps)) + list(range(steps - 2, 0, -1))
+        frames = [images.grid(pictures[:, :, k].reshape(-1, *pictures.shape[-2:]), columns=2) for k in order]
+        write_atomically(out, lambda stream: images.save_animation(frames, stream, 120))
+    click.echo(f"wrote {out}: {rows} pair(s) of end points, straight and spherical paths of {steps} steps, "
+               f"from the {'averaged ' if gan.average_generator is not None else ''}generator of epoch {epoch} "
+               f"({which})")
 
 
 @cli.command("eval")

@@ -25,7 +25,13 @@ def save_png(image, target):
 def save_gif(png_paths, target, milliseconds_per_frame=400):
     """The per-epoch grids as one looping animation, the last frame held longer."""
     from PIL import Image
-    frames = [Image.open(p).convert("P") for p in png_paths]
+    save_animation([Image.open(p).convert("P") for p in png_paths], target, milliseconds_per_frame)
+
+
+def save_animation(frames, target, milliseconds_per_frame=400):
+    """Frames (PIL images, or uint8 grey arrays) as a looping GIF, the last frame held five times as long."""
+    from PIL import Image
+    frames = [frame if isinstance(frame, Image.Image) else Image.fromarray(frame).convert("P") for frame in frames]
     durations = [milliseconds_per_frame] * (len(frames) - 1) + [milliseconds_per_frame * 5]
     frames[0].save(target, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
 
