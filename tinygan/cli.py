@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -16,7 +17,7 @@ import click
 import numpy as np
 
 from . import (__version__, backend, classifier, compare, data, evaluation, exercises, images, kernels, latent,
-               models, study)
+               models, study, threads)
 from .files import DirectoryInUse, write_atomically
 from .gan import NOISE_KINDS
 from .trainer import (DEFAULT_EMA, EVAL_SAMPLES, Trainer, TrainingStopped, default_eval_every, library_versions, load_config,
@@ -407,6 +408,8 @@ def info(data_dir):
         click.echo(f"CPU: Numba {numba.__version__} kernels, {numba.get_num_threads()} threads")
     else:
         click.echo(f"CPU: NumPy reference kernels (Numba unavailable: {kernels.numba_import_error})")
+    waits = ", ".join(f"{key}={os.environ.get(key, 'unset')}" for key in threads.SETTINGS)
+    click.echo(f"idle CPU threads: {waits} ({'set by tinygan' if threads.applied else 'as the environment had them'})")
     reason = backend.gpu_unavailable_reason()
     if reason is None:
         click.echo(f"GPU: CuPy {backend.cupy.__version__} on {backend.gpu_name()}")
