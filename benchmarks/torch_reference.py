@@ -81,7 +81,25 @@ class TorchGAN:
         self.discriminator_optimizer = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
         self.loss = nn.BCEWithLogitsLoss()
 
+    def standard_step(self, real):
+        """The step as PyTorch's users write it (pytorch/examples' DCGAN): one summed D loss on the real batch
+        and the detached fake one, one backward; then G through D, D's weight gradients computed and dropped."""
+        n = real.shape[0]
+        ones = torch.ones(n, 1, device=self.device)
+        zeros = torch.zeros(n, 1, device=self.device)
+        fake = self.generator(torch.randn(n, self.z_dim, device=self.device))
+        self.discriminator_optimizer.zero_grad()
+        d_loss = self.loss(self.discriminator(real), ones) + self.loss(self.discriminator(fake.detach()), zeros)
+        d_loss.backward()
+        self.discriminator_optimizer.step()
+        self.generator_optimizer.zero_grad()
+        g_loss = self.loss(self.discriminator(fake), ones)
+        g_loss.backward()
+        self.generator_optimizer.step()
+        return d_loss, g_loss
+
     def train_step(self, real, z=None):
+        """tinygan's GAN.train_step translated: two D backward passes, D's gradients switched off for G's step."""
         n = real.shape[0]
         ones = torch.ones(n, 1, device=self.device)
         zeros = torch.zeros(n, 1, device=self.device)

@@ -44,3 +44,23 @@ def test_run_py_also_runs_as_a_script():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert "--device" in result.stdout and "--full" in result.stdout
+
+
+def test_pytorchs_step_runs_in_its_own_process_with_the_users_environment(tmp_path):
+    """Where PyTorch is installed (never needed by tinygan): the worker's protocol and the step table's column."""
+    import os
+
+    import pytest
+    pytest.importorskip("torch")
+    path = tmp_path / "report.json"
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "--repeats", "1", "--only", "step", "--json",
+                             str(path)], cwd=ROOT, capture_output=True, text=True, timeout=600, env=environment)
+    assert result.returncode == 0, result.stderr
+    for row in json.loads(path.read_text())["train_step"]:
+        assert row["torch_way"] in ("standard", "translated") and set(row["torch_ways_median"]) == {
+            "standard", "translated"}
+        assert row["ratio_to_torch"]["median"] > 0
+        assert row["torch_process"]["environment"]["OMP_WAIT_POLICY"] is None   # the user's, not tinygan's
+    assert "PyTorch in its own process with its default threads" in result.stdout

@@ -17,6 +17,7 @@ CLEAN = {key: value for key, value in os.environ.items() if key not in ("OMP_WAI
     (["python", "script.py"], False),
     (["python", "-c", "import tinygan"], False),
     (["python", "-m", "pytest", "-q"], False),
+    (["python", "-m", "benchmarks.torch_worker"], False),
     (["python"], False),
 ])
 def test_which_processes_count_as_tinygans_own(argv, expected):

@@ -24,14 +24,14 @@ SETTINGS = {
     "OMP_WAIT_POLICY": "PASSIVE",        # OpenMP (Numba's threading layer): sleep when idle
     "OPENBLAS_THREAD_TIMEOUT": "4",      # OpenBLAS: spin at most 2^4 cycles before sleeping
 }
-PROGRAMS = ("tinygan", "benchmarks")
+PROGRAMS = ("tinygan", "benchmarks")   # not benchmarks.torch_worker: PyTorch's reference runs with its defaults
 
 
 def started_as_program(argv) -> bool:
     """True for `python [flags] -m tinygan|benchmarks ...` and for the `tinygan` console script."""
     if "-m" in argv[1:]:
         position = argv.index("-m", 1)
-        return position + 1 < len(argv) and argv[position + 1].split(".")[0] in PROGRAMS
+        return position + 1 < len(argv) and argv[position + 1] in PROGRAMS
     if "-c" in argv[1:]:
         return False
     script = next((word for word in argv[1:] if not word.startswith("-")), "")
