@@ -67,7 +67,8 @@ def test_discriminator_features_are_every_block_pooled_to_4x4_and_mlps_are_refus
 def test_the_probe_command_prints_the_three_rows(tmp_path, capsys):
     run = tmp_path / "run"
     assert run_main(capsys, "train", "--arch", "dcgan-004", "--epochs", 1, "--out", run, "--quiet", *QUICK)[0] == 0
-    code, out, err = run_main(capsys, "probe", "--checkpoint", run, "--limit", 1000, "--per-class", 20, "--draws", 2,
+    code, out, err = run_main(capsys, "probe", "--checkpoint", run, "--limit", 1000, "--test-images", 500, "--per-class", 20,
+                              "--draws", 2,
                               "--json", tmp_path / "p.json")
     assert code == 0, err
     rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and "---" not in line]

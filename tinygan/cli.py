@@ -245,6 +245,8 @@ def interpolate(run_dir, out, steps, rows, seed, device, which):
               help="A run directory of a convolutional GAN, written by `train`.")
 @click.option("--limit", type=click.IntRange(min=100), default=None,
               help="Use only the first N training images (their labels) [default: all].")
+@click.option("--test-images", type=click.IntRange(min=100), default=None,
+              help="Measure on the first N test images only [default: all].")
 @click.option("--per-class", type=click.IntRange(min=10), default=probe_module.FEW_LABELS, show_default=True,
               help="Labels per class in the few-label setting.")
 @click.option("--draws", type=click.IntRange(min=1), default=probe_module.DRAWS, show_default=True,
@@ -252,11 +254,12 @@ def interpolate(run_dir, out, steps, rows, seed, device, which):
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Directory with the dataset's IDX files [default: the run's].")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the rows here.")
-def probe_command(run_dir, limit, per_class, draws, data_dir, json_path):
+def probe_command(run_dir, limit, test_images, per_class, draws, data_dir, json_path):
     """A linear classifier on the discriminator's features, against random-D features and raw pixels."""
     gan, config, epoch = load_generator(Path(run_dir), "last")
     click.echo(f"probing the discriminator of epoch {epoch} of {run_dir} ({config['arch']})")
-    rows, n_train = probe_module.probe(gan, config, data_dir, limit, per_class, draws, log=click.echo)
+    rows, n_train = probe_module.probe(gan, config, data_dir, limit, per_class, draws, log=click.echo,
+                                       test_limit=test_images)
     click.echo(probe_module.markdown(rows, per_class, draws, n_train), nl=False)
     if json_path:
         write_text_atomically(Path(json_path), json.dumps({"run": str(run_dir), "epoch": epoch, "per_class": per_class,

@@ -178,13 +178,13 @@ def evaluate_features(train_x, train_y, test_x, test_y, per_class=FEW_LABELS, dr
     return result
 
 
-def probe(gan, config, data_dir=None, limit=None, per_class=FEW_LABELS, draws=DRAWS, log=print):
+def probe(gan, config, data_dir=None, limit=None, per_class=FEW_LABELS, draws=DRAWS, log=print, test_limit=None):
     """(rows, training labels): the probe table's rows for the trained D, a random D of the same
     architecture and the raw pixels, and how many labelled training images the full setting used."""
     dataset = data.load(config["dataset"], data_dir if data_dir is not None else config["data_dir"],
                         config["pixel_range"])
     train_images, train_y = dataset.train_images[:limit], dataset.train_labels[:limit].astype(np.int64)
-    test_images, test_y = dataset.test_images, dataset.test_labels.astype(np.int64)
+    test_images, test_y = dataset.test_images[:test_limit], dataset.test_labels[:test_limit].astype(np.int64)
     backend.seed(config["seed"] + 1)
     _, random_d = models.build(config["arch"], z_dim=config["z_dim"], kernel_size=config["kernel_size"],
                                depth=config["depth"], init=config["init"])
