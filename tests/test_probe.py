@@ -74,6 +74,8 @@ def test_the_probe_command_prints_the_three_rows(tmp_path, capsys):
     rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and "---" not in line]
     assert rows[1:] == ["trained discriminator", "random discriminator", "raw pixels"]
     assert "all 1,000 labels" in out and "20 labels per class (mean ± std of 2)" in out
+    code, _, err = run_main(capsys, "probe", "--checkpoint", run, "--limit", 1000)
+    assert code == 1 and "400 labels per class need 400 training images of every class" in err
     code, _, err = run_main(capsys, "train", "--arch", "mlp", "--epochs", 1, "--out", tmp_path / "m", "--quiet",
                             *QUICK)
     code, _, err = run_main(capsys, "probe", "--checkpoint", tmp_path / "m", "--limit", 1000)

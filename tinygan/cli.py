@@ -21,8 +21,8 @@ from . import (__version__, backend, classifier, compare, data, evaluation, exer
 from . import probe as probe_module
 from .files import DirectoryInUse, write_atomically
 from .gan import NOISE_KINDS
-from .trainer import (DEFAULT_EMA, EVAL_SAMPLES, Trainer, TrainingStopped, default_eval_every, library_versions, load_config,
-                      load_generator, write_text_atomically)
+from .trainer import (DEFAULT_EMA, EVAL_SAMPLES, Trainer, TrainingStopped, default_eval_every, library_versions,
+                      load_config, load_generator, write_text_atomically)
 
 # Errors that a user's input causes; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, data.DataError, backend.BackendError, classifier.ClassifierError, DirectoryInUse,

@@ -184,6 +184,11 @@ def probe(gan, config, data_dir=None, limit=None, per_class=FEW_LABELS, draws=DR
     dataset = data.load(config["dataset"], data_dir if data_dir is not None else config["data_dir"],
                         config["pixel_range"])
     train_images, train_y = dataset.train_images[:limit], dataset.train_labels[:limit].astype(np.int64)
+    counts = np.bincount(train_y, minlength=10)
+    if counts.min() < per_class:
+        raise ProbeError(f"{per_class} labels per class need {per_class} training images of every class, but the "
+                         f"first {len(train_y):,} hold only {counts.min()} of class {counts.argmin()}: raise --limit "
+                         f"or lower --per-class")
     test_images, test_y = dataset.test_images[:test_limit], dataset.test_labels[:test_limit].astype(np.int64)
     backend.seed(config["seed"] + 1)
     _, random_d = models.build(config["arch"], z_dim=config["z_dim"], kernel_size=config["kernel_size"],
