@@ -146,3 +146,13 @@ def test_a_reports_network_trains_with_the_reports_settings_unless_told_otherwis
     assert (config["batch_size"], config["pixel_range"], config["output"]) == (32, "-1,1", "sigmoid")
     assert run_main(capsys, "sample", "--checkpoint", tmp_path / "a", "--n", 4, "--out", tmp_path / "a.npy")[0] == 0
     assert np.load(tmp_path / "a.npy").shape == (4, 28, 28)
+
+
+@requires_mnist
+def test_no_bn_affine_is_recorded_and_resumes(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert run_main(capsys, "train", "--arch", "dcgan", "--no-bn-affine", "--epochs", 1, "--out", run, "--quiet",
+                    *QUICK)[0] == 0
+    assert json.loads((run / "config.json").read_text())["generator_bn_affine"] is False
+    assert not any(key.startswith("generator/") and key.endswith(".gamma") for key in checkpoint_arrays(run))
+    assert run_main(capsys, "train", "--resume", run, "--epochs", 2, "--quiet")[0] == 0

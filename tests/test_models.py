@@ -194,3 +194,16 @@ def test_the_output_activation_follows_the_pixel_range_and_is_checked():
     assert fake.min() >= 0 and fake.max() <= 1
     with pytest.raises(ValueError, match="unknown output 'relu'"):
         models.build("mlp", output="relu")
+
+
+def test_generator_batchnorm_without_scale_and_bias_on_request():
+    backend.seed(0)
+    with_affine, _ = models.build("dcgan")
+    backend.seed(0)
+    without, discriminator = models.build("dcgan", generator_bn_affine=False)
+    norms = [layer for layer in without if isinstance(layer, BatchNorm)]
+    assert len(norms) == 3 and all(not layer.params for layer in norms)
+    assert with_affine.num_parameters() - without.num_parameters() == 2 * (7 * 7 * 256 + 128 + 64)
+    assert all(layer.params for layer in discriminator if isinstance(layer, BatchNorm))   # D keeps its own
+    z = np.random.default_rng(0).standard_normal((4, 100)).astype(np.float32)
+    np.testing.assert_allclose(without.forward(z), with_affine.forward(z), rtol=1e-6)    # gamma 1, beta 0 at start

@@ -86,6 +86,8 @@ def cli():
               help="Directory with the four IDX .gz files (else $TINYGAN_DATA, else the cache, else download).")
 @click.option("--pixel-range", type=click.Choice(list(data.PIXEL_RANGES)), default=None,
               help="Scale pixels to [-1, 1] or [0, 1] [default: -1,1; 0,1 for mlp-001, as its report].")
+@click.option("--no-bn-affine", "generator_bn_affine", flag_value=False, default=True,
+              help="BatchNorm in the generator without its scale and bias (report 003's finding).")
 @click.option("--output", type=click.Choice(list(models.OUTPUTS)), default=None,
               help="The generator's last activation [default: tanh for pixels in [-1, 1], sigmoid for [0, 1]].")
 @click.option("--limit", type=click.IntRange(min=1), default=None,

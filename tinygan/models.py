@@ -70,8 +70,20 @@ def first_layer_bytes(arch: str, z_dim: int) -> int:
 
 
 def build(arch: str, z_dim: int = 100, kernel_size: int = 5, depth: int | None = None, init: str | None = None,
-          output: str = "tanh"):
-    """(generator, discriminator) for one of ARCHITECTURES."""
+          output: str = "tanh", generator_bn_affine: bool = True):
+    """(generator, discriminator) for one of ARCHITECTURES.
+
+    ``generator_bn_affine=False``: G's BatchNorm layers without their scale and bias (gamma and beta),
+    which report 003 (after the DCGAN paper's authors' code) found to train better.
+    """
+    generator, discriminator = _build(arch, z_dim, kernel_size, depth, init, output)
+    if not generator_bn_affine:
+        generator.layers = [BatchNorm(layer.num_features, layer.momentum, layer.eps, affine=False)
+                            if isinstance(layer, BatchNorm) else layer for layer in generator.layers]
+    return generator, discriminator
+
+
+def _build(arch, z_dim, kernel_size, depth, init, output):
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHITECTURES)}")
     depth = default_depth(arch) if depth is None else depth

@@ -92,7 +92,8 @@ def write_text_atomically(path: Path, text: str):
 
 def build_gan(config: dict) -> GAN:
     generator, discriminator = models.build(config["arch"], z_dim=config["z_dim"], kernel_size=config["kernel_size"],
-                                            depth=config["depth"], init=config.get("init"), output=config["output"])
+                                            depth=config["depth"], init=config.get("init"), output=config["output"],
+                                            generator_bn_affine=config["generator_bn_affine"])
     return GAN(generator, discriminator, z_dim=config["z_dim"], lr=config["lr"],
                betas=(config["beta1"], config["beta2"]), noise=config["noise"],
                label_smoothing=config["label_smoothing"], label_flip=config["label_flip"],
@@ -186,11 +187,11 @@ CONFIG_TYPES = {
     "pixel_range": str, "limit": (int, None), "kernel_size": int, "depth": int, "init": (str, None),
     "label_smoothing": (int, float), "label_flip": (int, float), "d_steps": int, "eval_images": (int, None),
     "out": str, "quiet": bool, "ema": (int, float), "lr_d": (int, float, None), "lr_g": (int, float, None),
-    "poisson_rate": (int, float), "standardize_noise": bool, "output": str,
+    "poisson_rate": (int, float), "standardize_noise": bool, "output": str, "generator_bn_affine": bool,
 }
 # Settings added after the first runs were written, and what those runs used.
 CONFIG_DEFAULTS = {"ema": 0.0, "lr_d": None, "lr_g": None, "poisson_rate": 1.0, "standardize_noise": True,
-                   "output": "tanh"}
+                   "output": "tanh", "generator_bn_affine": True}
 CONFIG_CHOICES = {"arch": models.ARCHITECTURES, "device": backend.DEVICES, "dataset": tuple(data.DATASETS),
                   "pixel_range": tuple(data.PIXEL_RANGES), "noise": NOISE_KINDS, "output": tuple(models.OUTPUTS)}
 
