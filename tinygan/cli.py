@@ -86,6 +86,8 @@ def cli():
               help="Directory with the four IDX .gz files (else $TINYGAN_DATA, else the cache, else download).")
 @click.option("--pixel-range", type=click.Choice(list(data.PIXEL_RANGES)), default=None,
               help="Scale pixels to [-1, 1] or [0, 1] [default: -1,1; 0,1 for mlp-001, as its report].")
+@click.option("--conditional", is_flag=True,
+              help="Both networks also see the digit's class (one-hot); `sample --digit 7` then asks for a 7.")
 @click.option("--no-bn-affine", "generator_bn_affine", flag_value=False, default=True,
               help="BatchNorm in the generator without its scale and bias (report 003's finding).")
 @click.option("--output", type=click.Choice(list(models.OUTPUTS)), default=None,
@@ -165,11 +167,32 @@ def train(context, **options):
         click.echo(f"done: samples, metrics.csv, losses.png, progress.gif and {trainer.run_dir}/checkpoint.npz")
 
 
-def generated_images(gan, config, n, chunk=5000):
-    """Yield uint8 (<= chunk, 28, 28) pieces of n generated images, 0 black: memory stays flat in n."""
+def generated_images(gan, config, n, digits=None, chunk=5000):
+    """Yield uint8 (<= chunk, 28, 28) pieces of n generated images, 0 black: memory stays flat in n.
+
+    A conditional run draws the ``digits`` in turn (default: 0 to 9 in turn)."""
+    digits = digits or list(range(10))
     for start in range(0, n, chunk):
-        pictures = gan.generate(gan.sample_noise(min(chunk, n - start)))
+        count = min(chunk, n - start)
+        labels = None
+        if gan.conditional:
+            labels = backend.to_device(np.asarray(digits)[np.arange(start, start + count) % len(digits)])
+        pictures = gan.generate(gan.sample_noise(count), labels=labels)
         yield data.to_uint8(backend.as_numpy(pictures), config["pixel_range"])
+
+
+def parse_digits(text):
+    """'7' or '0,3,7' -> [7] or [0, 3, 7]; None stays None."""
+    if text is None:
+        return None
+    try:
+        digits = [int(part) for part in text.split(",")]
+    except ValueError:
+        digits = [-1]
+    if not all(0 <= digit <= 9 for digit in digits):
+        raise click.BadParameter(f"{text!r} is not a digit or a comma-separated list of digits 0-9",
+                                 param_hint="'--digit'")
+    return digits
 
 
 WHICH = click.option("--which", type=click.Choice(["last", "best"]), default="last", show_default=True,
@@ -184,15 +207,20 @@ WHICH = click.option("--which", type=click.Choice(["last", "best"]), default="la
               help="FILE.npy: uint8 (n, 28, 28), 0 black, 255 white; FILE.png: a grid.")
 @click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--digit", default=None, help="A conditional run's digit to draw, or several (0,3,7), in turn.")
 @WHICH
-def sample(run_dir, n, out, device, seed, which):
+def sample(run_dir, n, out, device, seed, which, digit):
     """Generate images from a trained run's checkpoint."""
     out = Path(out)
     if out.suffix not in (".npy", ".png"):
         raise click.UsageError(f"--out must end in .npy or .png, got {out.name}")
+    digits = parse_digits(digit)
     backend.use_device(device)
     backend.seed(seed)
     gan, config, epoch = load_generator(Path(run_dir), which)
+    if digits and not gan.conditional:
+        raise click.UsageError(f"{run_dir} is not a conditional run, so it cannot be asked for digits: train one "
+                               f"with --conditional")
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
         # the .npy header, then each chunk's bytes as it is made: memory stays flat however large n is
@@ -200,11 +228,11 @@ def sample(run_dir, n, out, device, seed, which):
             header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
                       "shape": (n, 28, 28)}
             np.lib.format.write_array_header_1_0(stream, header)
-            for chunk in generated_images(gan, config, n):
+            for chunk in generated_images(gan, config, n, digits):
                 stream.write(np.ascontiguousarray(chunk).tobytes())
         write_atomically(out, write)
     else:
-        images.save_png(images.grid(np.concatenate(list(generated_images(gan, config, n)))), out)
+        images.save_png(images.grid(np.concatenate(list(generated_images(gan, config, n, digits)))), out)
     click.echo(f"wrote {n} images from epoch {epoch} ({which}) of {run_dir} to {out}")
 
 
@@ -291,7 +319,7 @@ def evaluate(source, n, json_path, dataset, data_dir, device, seed, which):
     source = Path(source)
     backend.use_device(device)
     backend.seed(seed)
-    generation_seconds, title = 0.0, source.name
+    generation_seconds, title, asked = 0.0, source.name, None
     if source.is_dir():
         gan, config, epoch = load_generator(source, which)
         dataset = dataset or config["dataset"]
@@ -301,6 +329,8 @@ def evaluate(source, n, json_path, dataset, data_dir, device, seed, which):
         pictures = evaluation.as_model_images(np.concatenate(list(generated_images(gan, config, n))))
         generation_seconds = time.perf_counter() - start
         title = f"{source.name}, epoch {epoch} ({which})"
+        if gan.conditional:
+            asked = np.arange(n) % 10   # generated_images draws the digits 0 to 9 in turn
     elif source.suffix == ".npy":
         try:
             array = np.load(source, allow_pickle=False)
@@ -313,9 +343,12 @@ def evaluate(source, n, json_path, dataset, data_dir, device, seed, which):
     start = time.perf_counter()
     evaluator = evaluation.Evaluator(dataset or "mnist", data_dir)
     reference = evaluator.reference(len(pictures))
-    result = evaluator.evaluate(pictures)
+    result = evaluator.evaluate(pictures, asked=asked)
     seconds = time.perf_counter() - start
     click.echo(evaluation.format_table(result, reference, title))
+    if asked is not None:
+        shares = "  ".join(f"{digit}: {share:.3f}" for digit, share in enumerate(result["asked_class_share_per_class"]))
+        click.echo(f"asked digit recognised by the classifier: {result['asked_class_share']:.3f} overall; {shares}")
     click.echo(f"evaluated {len(pictures):,} images in {seconds:.1f} s"
                + (f" (generated in {generation_seconds:.1f} s)" if generation_seconds else ""))
     record = dict(result, dataset=evaluator.dataset_name, source=str(source), which=which if source.is_dir() else None,

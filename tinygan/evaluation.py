@@ -152,8 +152,11 @@ class Evaluator:
                 "test_to_train_median": np.array(np.median(test_to_train))}
 
     # --- the metrics ------------------------------------------------------------------------------
-    def evaluate(self, images, exclude_train=None) -> dict:
-        """Every metric for float32 images (n, 1, 28, 28) in [-1, 1] (as_model_images makes them)."""
+    def evaluate(self, images, exclude_train=None, asked=None) -> dict:
+        """Every metric for float32 images (n, 1, 28, 28) in [-1, 1] (as_model_images makes them).
+
+        ``asked``: the class each image was generated for (a conditional GAN); adds the share of images the
+        classifier assigns to it, overall and per class ("asked_class_share", "asked_class_share_per_class")."""
         check_count(len(images))
         clock = Stopwatch()
         real = clock("real side", self.real_statistics)
@@ -170,7 +173,14 @@ class Evaluator:
                         exclude=None if exclude_train is None else np.asarray(exclude_train)[chosen])
         result["nearest_train_ratio"] = float(np.median(nearest) / real["test_to_train_median"])
         self.timings = clock.seconds
-        return {key: result[key] for key in KEYS}
+        result = {key: result[key] for key in KEYS}
+        if asked is not None:
+            asked = np.asarray(asked)
+            hits = np.argmax(probabilities, axis=1) == asked
+            result["asked_class_share"] = float(hits.mean())
+            result["asked_class_share_per_class"] = [float(hits[asked == c].mean()) if np.any(asked == c) else None
+                                                     for c in range(probabilities.shape[1])]
+        return result
 
     def reference(self, n) -> dict:
         """The metrics for n real training images (a fixed random draw): what a perfect generator scores."""

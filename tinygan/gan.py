@@ -34,6 +34,7 @@ import copy
 import numpy as np
 
 from . import backend
+from .conditional import CLASSES, Conditioned
 from .layers import BatchNorm, Dropout
 from .losses import BCEWithLogits
 from .optimizers import Adam
@@ -65,6 +66,7 @@ class GAN:
         self.loss = BCEWithLogits()
         self.ema = ema
         self.average_generator = copy.deepcopy(generator) if ema > 0 else None
+        self.conditional = isinstance(generator, Conditioned)
 
     @property
     def sampler(self):
@@ -91,6 +93,10 @@ class GAN:
             return counts
         return ((counts - self.poisson_rate) / float(np.sqrt(self.poisson_rate))).astype(dtype, copy=False)
 
+    def sample_labels(self, n, rng=None):
+        """Uniform random classes (n,) for conditional fakes, from ``rng`` (default: the device's generator)."""
+        return (rng or backend.rng()).integers(0, CLASSES, n)
+
     def discriminator_targets(self, n, real):
         xp, dtype = backend.xp(), backend.get_default_dtype()
         real_target, fake_target = 1.0 - self.label_smoothing, 0.0
@@ -100,14 +106,24 @@ class GAN:
             targets = xp.where(flipped, fake_target if real else real_target, targets).astype(dtype)
         return targets
 
-    def train_step(self, real):
-        """One D update (or d_steps of them) and one G update on a real batch; returns (d_loss, g_loss)."""
+    def train_step(self, real, labels=None):
+        """One D update (or d_steps of them) and one G update on a real batch; returns (d_loss, g_loss).
+
+        A conditional GAN also takes the real images' ``labels``; its fakes are drawn for random classes.
+        """
         G, D, loss = self.generator, self.discriminator, self.loss
         n = real.shape[0]
+        if self.conditional and labels is None:
+            raise ValueError("a conditional GAN trains on labelled images: pass the batch's labels")
         for _ in range(self.d_steps):
             self.discriminator_optimizer.zero_grad()
+            if self.conditional:
+                D.condition(labels)
             d_loss = loss(D.forward(real, training=True), self.discriminator_targets(n, real=True))
             D.backward(loss.backward(), input_grad=False)   # no gradient for the images: nothing learns them
+            if self.conditional:
+                fake_labels = self.sample_labels(n)
+                G.condition(fake_labels), D.condition(fake_labels)
             fake = G.forward(self.sample_noise(n), training=True)
             d_loss += loss(D.forward(fake, training=True), self.discriminator_targets(n, real=False))
             D.backward(loss.backward(), input_grad=False)
@@ -148,21 +164,30 @@ class GAN:
             for k in range(batches):
                 for layer in norms:
                     layer.momentum = 1.0 / (k + 1)     # k = 0 replaces the old estimate outright
+                if self.conditional:
+                    self.average_generator.condition(backend.to_device(self.sample_labels(batch_size, rng)))
                 self.average_generator.forward(backend.to_device(self.sample_noise(batch_size, rng)), training=True)
         finally:
             for layer, momentum in zip(norms, saved):
                 layer.momentum = momentum
 
-    def generate(self, z, batch_size=500, generator=None):
+    def generate(self, z, batch_size=500, generator=None, labels=None):
         """sampler(z) in eval mode (BatchNorm's running statistics), in batches; a device array.
 
-        ``generator``: another network to run instead (the live G, for D's accuracy)."""
+        ``generator``: another network to run instead (the live G, for D's accuracy). ``labels``: the
+        classes to draw, for a conditional GAN (default: 0, 1, ..., 9, 0, 1, ... in turn)."""
         xp = backend.get_array_module(z)
         generator = generator or self.sampler
-        return xp.concatenate([generator.forward(z[start:start + batch_size], training=False)
-                               for start in range(0, len(z), batch_size)])
+        if self.conditional and labels is None:
+            labels = xp.arange(len(z)) % CLASSES
+        pictures = []
+        for start in range(0, len(z), batch_size):
+            if self.conditional:
+                generator.condition(xp.asarray(labels[start:start + batch_size]))
+            pictures.append(generator.forward(z[start:start + batch_size], training=False))
+        return xp.concatenate(pictures)
 
-    def discriminator_accuracy(self, real_images, n_fake, batch_size=64):
+    def discriminator_accuracy(self, real_images, n_fake, batch_size=64, real_labels=None):
         """Fraction of real images D calls real (logit > 0) and of n_fake generated ones it calls fake.
 
         D is asked as it is trained: on batches that are all real or all fake,
@@ -177,16 +202,21 @@ class GAN:
         norms = [layer for layer in D if isinstance(layer, BatchNorm)]
         saved_p, saved_buffers = [layer.p for layer in dropouts], [dict(layer.buffers) for layer in norms]
 
-        def fraction_real(images):
-            calls = [D.forward(images[start:start + batch_size], training=True) > 0
-                     for start in range(0, len(images), batch_size)]
+        def fraction_real(images, labels=None):
+            calls = []
+            for start in range(0, len(images), batch_size):
+                if self.conditional:
+                    D.condition(labels[start:start + batch_size])
+                calls.append(D.forward(images[start:start + batch_size], training=True) > 0)
             return float(sum(int(call.sum()) for call in calls)) / len(images)
 
         try:
             for layer in dropouts:
                 layer.p = 0.0
-            accuracy_real = fraction_real(real_images)
-            accuracy_fake = 1.0 - fraction_real(self.generate(self.sample_noise(n_fake), generator=self.generator))
+            accuracy_real = fraction_real(real_images, real_labels)
+            fake_labels = self.sample_labels(n_fake) if self.conditional else None
+            fakes = self.generate(self.sample_noise(n_fake), generator=self.generator, labels=fake_labels)
+            accuracy_fake = 1.0 - fraction_real(fakes, fake_labels)
         finally:
             for layer, p in zip(dropouts, saved_p):
                 layer.p = p

@@ -43,12 +43,16 @@ def slerp(a, b, t):
 
 def walks(gan, pairs, steps, seed=0):
     """(z, images) for ``pairs`` random end-point pairs: z (pairs, 2, steps, z_dim), the second axis the
-    straight then the spherical path; images (pairs, 2, steps, C, H, W), the run's sampler's output."""
+    straight then the spherical path; images (pairs, 2, steps, C, H, W), the run's sampler's output.
+    A conditional run draws one random digit along both paths of a pair."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 3]))
     a, b = gan.sample_noise(pairs, rng), gan.sample_noise(pairs, rng)
     t = np.linspace(0, 1, steps)
     z = np.stack([lerp(a, b, t), slerp(a, b, t)], axis=1)
-    flat = backend.as_numpy(gan.generate(backend.to_device(z.reshape(-1, z.shape[-1]))))
+    labels = None
+    if gan.conditional:   # one random digit per pair, the same along both of its paths
+        labels = backend.to_device(np.repeat(rng.integers(0, 10, pairs), 2 * steps))
+    flat = backend.as_numpy(gan.generate(backend.to_device(z.reshape(-1, z.shape[-1])), labels=labels))
     return z, flat.reshape(pairs, 2, steps, *flat.shape[1:])
 
 

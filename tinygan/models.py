@@ -32,6 +32,7 @@ reports' Keras models, so Glorot uniform weights, Keras's default):
 sigmoid for [0, 1] (``default_output``); either can be asked for, to test
 what happens when G's range and the data's differ.
 """
+from .conditional import conditioned
 from .init import dcgan_normal, glorot_uniform
 from .layers import (BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, LeakyReLU, Reshape, Sigmoid,
                      Tanh, UpSample2D)
@@ -70,16 +71,20 @@ def first_layer_bytes(arch: str, z_dim: int) -> int:
 
 
 def build(arch: str, z_dim: int = 100, kernel_size: int = 5, depth: int | None = None, init: str | None = None,
-          output: str = "tanh", generator_bn_affine: bool = True):
+          output: str = "tanh", generator_bn_affine: bool = True, conditional: bool = False):
     """(generator, discriminator) for one of ARCHITECTURES.
 
     ``generator_bn_affine=False``: G's BatchNorm layers without their scale and bias (gamma and beta),
     which report 003 (after the DCGAN paper's authors' code) found to train better.
+    ``conditional``: both networks also see the class (conditional.py).
     """
     generator, discriminator = _build(arch, z_dim, kernel_size, depth, init, output)
     if not generator_bn_affine:
         generator.layers = [BatchNorm(layer.num_features, layer.momentum, layer.eps, affine=False)
                             if isinstance(layer, BatchNorm) else layer for layer in generator.layers]
+    if conditional:
+        weight_init = INITS[default_init(arch) if init is None else init]
+        generator, discriminator = conditioned(generator, weight_init), conditioned(discriminator, weight_init)
     return generator, discriminator
 
 

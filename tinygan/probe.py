@@ -181,6 +181,9 @@ def evaluate_features(train_x, train_y, test_x, test_y, per_class=FEW_LABELS, dr
 def probe(gan, config, data_dir=None, limit=None, per_class=FEW_LABELS, draws=DRAWS, log=print, test_limit=None):
     """(rows, training labels): the probe table's rows for the trained D, a random D of the same
     architecture and the raw pixels, and how many labelled training images the full setting used."""
+    if gan.conditional:
+        raise ProbeError("a conditional discriminator is told the class it judges, so its features cannot be "
+                         "probed for it: probe an unconditional run")
     dataset = data.load(config["dataset"], data_dir if data_dir is not None else config["data_dir"],
                         config["pixel_range"])
     train_images, train_y = dataset.train_images[:limit], dataset.train_labels[:limit].astype(np.int64)

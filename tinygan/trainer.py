@@ -46,6 +46,7 @@ from .gan import GAN, NOISE_KINDS, STATISTICS_BATCHES
 CHECKPOINT = "checkpoint.npz"
 BEST = "best.npz"          # the generator of the epoch with the lowest FID (train --eval-every)
 SAMPLE_GRID = 64   # images in the fixed-noise grid (8 x 8)
+CONDITIONAL_GRID = 80   # a conditional run's: 10 digits x 8
 QUALITY = ("fid", "kid", "precision", "recall", "class_entropy_bits", "rarest_class_share", "confidence",
            "nearest_train_ratio")   # the eval figures kept per measured epoch
 EVAL_SAMPLES = 2000                  # generated images per measurement during training
@@ -93,7 +94,8 @@ def write_text_atomically(path: Path, text: str):
 def build_gan(config: dict) -> GAN:
     generator, discriminator = models.build(config["arch"], z_dim=config["z_dim"], kernel_size=config["kernel_size"],
                                             depth=config["depth"], init=config.get("init"), output=config["output"],
-                                            generator_bn_affine=config["generator_bn_affine"])
+                                            generator_bn_affine=config["generator_bn_affine"],
+                                            conditional=config["conditional"])
     return GAN(generator, discriminator, z_dim=config["z_dim"], lr=config["lr"],
                betas=(config["beta1"], config["beta2"]), noise=config["noise"],
                label_smoothing=config["label_smoothing"], label_flip=config["label_flip"],
@@ -188,10 +190,11 @@ CONFIG_TYPES = {
     "label_smoothing": (int, float), "label_flip": (int, float), "d_steps": int, "eval_images": (int, None),
     "out": str, "quiet": bool, "ema": (int, float), "lr_d": (int, float, None), "lr_g": (int, float, None),
     "poisson_rate": (int, float), "standardize_noise": bool, "output": str, "generator_bn_affine": bool,
+    "conditional": bool,
 }
 # Settings added after the first runs were written, and what those runs used.
 CONFIG_DEFAULTS = {"ema": 0.0, "lr_d": None, "lr_g": None, "poisson_rate": 1.0, "standardize_noise": True,
-                   "output": "tanh", "generator_bn_affine": True}
+                   "output": "tanh", "generator_bn_affine": True, "conditional": False}
 CONFIG_CHOICES = {"arch": models.ARCHITECTURES, "device": backend.DEVICES, "dataset": tuple(data.DATASETS),
                   "pixel_range": tuple(data.PIXEL_RANGES), "noise": NOISE_KINDS, "output": tuple(models.OUTPUTS)}
 
@@ -273,11 +276,15 @@ class Trainer:
         if limit < config["batch_size"]:
             raise ValueError(f"--limit {limit} leaves less than one batch of {config['batch_size']} images")
         self.train_images = backend.to_device(dataset.train_images[:limit])
+        self.train_labels = backend.to_device(dataset.train_labels[:limit].astype(np.int64))
         eval_images = config["eval_images"] or min(len(dataset.test_images), limit)
         self.test_images = backend.to_device(dataset.test_images[:eval_images])
+        self.test_labels = backend.to_device(dataset.test_labels[:eval_images].astype(np.int64))
         self.gan = build_gan(config)
         fixed_rng = np.random.default_rng(np.random.SeedSequence([config["seed"], 2**32 - 1]))
-        self.fixed_noise = backend.to_device(self.gan.sample_noise(SAMPLE_GRID, fixed_rng))
+        # a conditional run's grid: a row per digit, 8 columns (generate's labels go 0, 1, ..., 9 in turn)
+        grid_size = CONDITIONAL_GRID if config["conditional"] else SAMPLE_GRID
+        self.fixed_noise = backend.to_device(self.gan.sample_noise(grid_size, fixed_rng))
         self.history = {"epochs": [], "steps": []}
         self.epochs_done = 0
         self.evaluator = None
@@ -383,7 +390,8 @@ class Trainer:
         start = time.perf_counter()
         for step in range(steps):
             real = self.train_images[order[step * batch_size:(step + 1) * batch_size]]
-            d_loss, g_loss = gan.train_step(real)
+            labels = self.train_labels[order[step * batch_size:(step + 1) * batch_size]] if gan.conditional else None
+            d_loss, g_loss = gan.train_step(real, labels)
             if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
                 progress.close()
                 raise TrainingStopped(self._stopped_message(
@@ -398,7 +406,8 @@ class Trainer:
         seconds = time.perf_counter() - start   # the training steps and the refresh: what an epoch costs
         progress.close()
 
-        accuracy_real, accuracy_fake = gan.discriminator_accuracy(self.test_images, len(self.test_images), batch_size)
+        accuracy_real, accuracy_fake = gan.discriminator_accuracy(self.test_images, len(self.test_images), batch_size,
+                                                                  self.test_labels)
         d_loss, g_loss = np.mean(step_losses, axis=0)
         row = {"epoch": epoch, "d_loss": float(d_loss), "g_loss": float(g_loss),
                "d_accuracy_real": accuracy_real, "d_accuracy_fake": accuracy_fake,
@@ -419,7 +428,9 @@ class Trainer:
                      f"{seconds:.1f} s  {row['images_per_second']:.0f} images/s")
 
     def _save_samples(self, epoch):
-        samples = backend.as_numpy(self.gan.generate(self.fixed_noise))
+        xp = backend.get_array_module(self.fixed_noise)
+        labels = xp.repeat(xp.arange(10), 8) if self.gan.conditional else None   # row r: digit r
+        samples = backend.as_numpy(self.gan.generate(self.fixed_noise, labels=labels))
         picture = images.grid(data.to_uint8(samples, self.config["pixel_range"]), columns=8)
         path = self.run_dir / "samples" / f"epoch_{epoch:03d}.png"
         write_atomically(path, lambda stream: images.save_png(picture, stream))
