@@ -87,8 +87,10 @@ def test_a_conditional_run_draws_a_row_per_digit_and_samples_asked_digits(tmp_pa
     assert code == 2 and "not a digit" in err
     code, _, err = run_main(capsys, "probe", "--checkpoint", run)
     assert code == 1 and "probe an unconditional run" in err
-    code, out, err = run_main(capsys, "eval", run, "--n", 1000)
+    code, out, err = run_main(capsys, "eval", run, "--n", 1000, "--nearest-neighbour", 1000)
     assert code == 0, err
+    record = json.loads((run / "eval.json").read_text())
+    assert 0 <= record["nn_error_generated"] <= 1 and record["nn_error_real"] < 0.2   # real 1-NN: about 0.1 at 1,000
     shares = json.loads((run / "eval.json").read_text())["asked_class_share_per_class"]
     assert len(shares) == 10 and all(0 <= share <= 1 for share in shares)
     assert "asked digit recognised by the classifier:" in out
@@ -101,3 +103,5 @@ def test_asking_an_unconditional_run_for_a_digit_names_the_fix(tmp_path, capsys)
     assert run_main(capsys, "train", "--arch", "mlp", "--epochs", 1, "--out", run, "--quiet", *QUICK)[0] == 0
     code, _, err = run_main(capsys, "sample", "--checkpoint", run, "--digit", "7", "--out", tmp_path / "s.npy")
     assert code == 2 and "is not a conditional run" in err and "--conditional" in err
+    code, _, err = run_main(capsys, "eval", run, "--nearest-neighbour", 1000)
+    assert code == 2 and "needs a conditional run directory" in err

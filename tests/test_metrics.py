@@ -132,3 +132,15 @@ def test_nearest_distances_with_and_without_self_exclusion():
     excluded = metrics.nearest_distances(queries, references, exclude=np.arange(50))
     expected = [min(np.linalg.norm(q - r) for j, r in enumerate(references) if j != i) for i, q in enumerate(queries)]
     np.testing.assert_allclose(excluded, expected, rtol=1e-4)
+
+
+def test_the_nearest_neighbour_classifier_takes_the_closest_references_label():
+    from tinygan.metrics import nearest_neighbour_labels
+    rng = np.random.default_rng(0)
+    references = rng.standard_normal((300, 20))
+    labels = rng.integers(0, 10, 300)
+    queries = references[[5, 17, 299]] + 0.01 * rng.standard_normal((3, 20))
+    np.testing.assert_array_equal(nearest_neighbour_labels(queries, references, labels), labels[[5, 17, 299]])
+    far = rng.standard_normal((50, 20)) * 3
+    np.testing.assert_array_equal(nearest_neighbour_labels(far, references, labels),
+                                  labels[np.argmin(((far[:, None] - references[None]) ** 2).sum(-1), axis=1)])

@@ -17,7 +17,7 @@ import click
 import numpy as np
 
 from . import (__version__, backend, classifier, compare, data, evaluation, exercises, images, kernels, latent,
-               models, study, threads)
+               metrics, models, study, threads)
 from . import probe as probe_module
 from .files import DirectoryInUse, write_atomically
 from .gan import NOISE_KINDS
@@ -181,6 +181,18 @@ def generated_images(gan, config, n, digits=None, chunk=5000):
         yield data.to_uint8(backend.as_numpy(pictures), config["pixel_range"])
 
 
+def nearest_neighbour_test(gan, config, dataset, n):
+    """Report 003's test: 1-NN test errors with n generated labelled images and with n real training images."""
+    labels = np.arange(n) % 10
+    generated = np.concatenate(list(generated_images(gan, config, n))).astype(np.float32)
+    real_test, real_labels = dataset.test_images.reshape(len(dataset.test_images), -1), dataset.test_labels
+    predicted = metrics.nearest_neighbour_labels(real_test, generated / np.float32(127.5) - 1, labels)
+    count = min(n, len(dataset.train_images))
+    baseline = metrics.nearest_neighbour_labels(real_test, dataset.train_images[:count], dataset.train_labels[:count])
+    return {"nn_samples": n, "nn_error_generated": float((predicted != real_labels).mean()),
+            "nn_error_real": float((baseline != real_labels).mean())}
+
+
 def parse_digits(text):
     """'7' or '0,3,7' -> [7] or [0, 3, 7]; None stays None."""
     if text is None:
@@ -308,8 +320,12 @@ def probe_command(run_dir, limit, test_images, per_class, draws, data_dir, json_
               help="Directory with the four IDX .gz files (else the run's, $TINYGAN_DATA, the cache).")
 @click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Noise for the generated images.")
+@click.option("--nearest-neighbour", "nearest_neighbour", type=click.IntRange(min=0), default=0,
+              help="A conditional run: also fit a 1-nearest-neighbour classifier on N generated labelled images "
+                   "and test it on the real test set, beside the same on N real training images (report 003 "
+                   "uses 50,000).")
 @WHICH
-def evaluate(source, n, json_path, dataset, data_dir, device, seed, which):
+def evaluate(source, n, json_path, dataset, data_dir, device, seed, which, nearest_neighbour):
     """Measure generated images: FID, KID, precision, recall, classes, memorisation.
 
     SOURCE is a run directory (n images are generated from its checkpoint and
@@ -340,6 +356,8 @@ def evaluate(source, n, json_path, dataset, data_dir, device, seed, which):
         evaluation.check_count(len(pictures))
     else:
         raise click.UsageError(f"SOURCE must be a run directory or a .npy file, got {source}")
+    if nearest_neighbour and asked is None:
+        raise click.UsageError("--nearest-neighbour needs a conditional run directory: its samples carry labels")
     start = time.perf_counter()
     evaluator = evaluation.Evaluator(dataset or "mnist", data_dir)
     reference = evaluator.reference(len(pictures))
@@ -349,6 +367,11 @@ def evaluate(source, n, json_path, dataset, data_dir, device, seed, which):
     if asked is not None:
         shares = "  ".join(f"{digit}: {share:.3f}" for digit, share in enumerate(result["asked_class_share_per_class"]))
         click.echo(f"asked digit recognised by the classifier: {result['asked_class_share']:.3f} overall; {shares}")
+    if nearest_neighbour:
+        result.update(nearest_neighbour_test(gan, config, evaluator.dataset, nearest_neighbour))
+        click.echo(f"1-nearest-neighbour test error on the {len(evaluator.dataset.test_labels):,} real test images: "
+                   f"fitted on {nearest_neighbour:,} generated images {result['nn_error_generated']:.4f}, on as many "
+                   f"real training images {result['nn_error_real']:.4f}")
     click.echo(f"evaluated {len(pictures):,} images in {seconds:.1f} s"
                + (f" (generated in {generation_seconds:.1f} s)" if generation_seconds else ""))
     record = dict(result, dataset=evaluator.dataset_name, source=str(source), which=which if source.is_dir() else None,

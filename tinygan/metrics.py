@@ -209,3 +209,22 @@ def nearest_distances(queries, references, exclude=None):
     queries = np.asarray(queries, dtype=np.float32).reshape(len(queries), -1)
     references = np.asarray(references, dtype=np.float32).reshape(len(references), -1)
     return np.sqrt(np.maximum(_min_over_references(queries, references, exclude=exclude), 0))
+
+
+def nearest_neighbour_labels(queries, references, reference_labels):
+    """The label of each query's nearest reference in pixel space (a 1-nearest-neighbour classifier).
+
+    Per chunk of queries: |r|^2 - 2 q.r, whose argmin over r is the nearest
+    reference (|q|^2 is the same for every r and is left out).
+    """
+    queries = np.asarray(queries, dtype=np.float32).reshape(len(queries), -1)
+    references = np.asarray(references, dtype=np.float32).reshape(len(references), -1)
+    column_terms = _squared_norms(references)
+    nearest = np.empty(len(queries), dtype=np.int64)
+    rows = _chunk_rows(references)
+    for start in range(0, len(queries), rows):
+        products = queries[start:start + rows] @ references.T
+        products *= -2
+        products += column_terms
+        nearest[start:start + len(products)] = products.argmin(axis=1)
+    return np.asarray(reference_labels)[nearest]
