@@ -19,11 +19,12 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--data-dir", default=None, help="the four MNIST .gz files (default: tinygan's search)")
 parser.add_argument("--out", default="gan40.png")
 parser.add_argument("--epochs", type=int, default=3)
+parser.add_argument("--images", type=int, default=12_800, help="training images used")
 options = parser.parse_args()
 
 # %% Data in [-1, 1], two networks, two optimizers, one loss
 tg.backend.seed(0)
-real_images = data.load("mnist", options.data_dir).train_images[:12_800].reshape(-1, 784)
+real_images = data.load("mnist", options.data_dir).train_images[:options.images].reshape(-1, 784)
 G = tg.Sequential([tg.Dense(100, 256), tg.LeakyReLU(0.2), tg.Dense(256, 512), tg.LeakyReLU(0.2),
                    tg.Dense(512, 784), tg.Tanh()])
 D = tg.Sequential([tg.Dense(784, 512), tg.LeakyReLU(0.2), tg.Dropout(0.3),

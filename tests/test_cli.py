@@ -119,11 +119,11 @@ def test_ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume(tmp_path, capsy
     run_dir = tmp_path / "run"
     original, calls = GAN.train_step, []
 
-    def interrupted(self, real):
+    def interrupted(self, real, labels=None):
         calls.append(1)
         if len(calls) == 3:   # the first step of epoch 2
             raise KeyboardInterrupt
-        return original(self, real)
+        return original(self, real, labels)
 
     monkeypatch.setattr(GAN, "train_step", interrupted)
     code, _, err = run_main(capsys, "train", "--arch", "mlp", "--epochs", 3, "--out", run_dir, "--quiet", *QUICK)
@@ -142,9 +142,9 @@ def test_divergence_stops_with_a_message_and_keeps_the_good_checkpoint(tmp_path,
     run_dir = tmp_path / "run"
     original, calls = GAN.train_step, []
 
-    def diverging(self, real):
+    def diverging(self, real, labels=None):
         calls.append(1)
-        d_loss, g_loss = original(self, real)
+        d_loss, g_loss = original(self, real, labels)
         return (float("nan"), g_loss) if len(calls) == 4 else (d_loss, g_loss)
 
     monkeypatch.setattr(GAN, "train_step", diverging)

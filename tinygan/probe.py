@@ -184,6 +184,9 @@ def probe(gan, config, data_dir=None, limit=None, per_class=FEW_LABELS, draws=DR
     if gan.conditional:
         raise ProbeError("a conditional discriminator is told the class it judges, so its features cannot be "
                          "probed for it: probe an unconditional run")
+    if not any(isinstance(layer, Conv2D) for layer in gan.discriminator):
+        raise ProbeError("the probe reads convolutional features: train a DCGAN (dcgan, dcgan-upsample, dcgan-004, "
+                         "...), not an MLP")
     dataset = data.load(config["dataset"], data_dir if data_dir is not None else config["data_dir"],
                         config["pixel_range"])
     train_images, train_y = dataset.train_images[:limit], dataset.train_labels[:limit].astype(np.int64)
