@@ -52,13 +52,13 @@ def ctrl_c_able():
 
 
 @requires_mnist
-def test_a_study_runs_end_to_end_summarises_and_skips_finished_runs(tmp_path):
-    arguments = ["study", "noise", "--profile", "tiny", "--data-dir", SHARED_MNIST, "--out", tmp_path]
+def test_a_study_runs_end_to_end_resumes_after_ctrl_c_and_summarises_the_seeds(tmp_path):
+    arguments = ["study", "vanilla-vs-dcgan", "--profile", "tiny", "--seeds", 2, "--data-dir", SHARED_MNIST, "--out", tmp_path]
     # Ctrl-C during the second run, as a terminal sends it: to the study and its train process alike
     process = subprocess.Popen([sys.executable, "-m", "tinygan", *map(str, arguments)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_able)
     for line in process.stdout:
-        if line.startswith("finished noise/normal"):
+        if line.startswith("finished vanilla-vs-dcgan/mlp seed 0"):
             break
     time.sleep(2)
     os.killpg(process.pid, signal.SIGINT)
@@ -66,32 +66,23 @@ def test_a_study_runs_end_to_end_summarises_and_skips_finished_runs(tmp_path):
     assert process.returncode == 130, err
     assert err.strip().splitlines()[-1] == ("interrupted: the same command again skips the finished runs and "
                                             "resumes the others")
-    result = tinygan(*arguments)
+    result = tinygan(*arguments, "--jobs", 2)
     assert result.returncode == 0, result.stderr
-    assert "1 of 3 runs already finished: skipped" in result.stdout
-    table = [line for line in (tmp_path / "noise" / "study.md").read_text().splitlines() if line.startswith("| `")]
-    assert [line.split("|")[1].strip() for line in table] == ["`normal`", "`uniform`", "`poisson`"]
-    assert all(re.match(r"\d+\.\d\d$", line.split("|")[3].strip()) for line in table)   # a FID each
-    for name in ("study.csv", "fid_vs_epoch.png", "samples.png"):
-        assert (tmp_path / "noise" / name).is_file()
-    assert "Lowest mean FID" in result.stdout
+    assert "1 of 4 runs already finished: skipped" in result.stdout
+
+    text = (tmp_path / "vanilla-vs-dcgan" / "study.md").read_text()
+    table = [line for line in text.splitlines() if line.startswith("| `")]
+    assert [line.split("|")[1].strip() for line in table] == ["`mlp`", "`dcgan`"]
+    assert all(re.match(r"\d+\.\d\d ± \d+\.\d\d$", line.split("|")[3].strip()) for line in table)  # FID, mean ± std
+    assert "combined standard deviation" in text and "Lowest mean FID" in result.stdout
+    for name in ("study.csv", "fid_vs_epoch.png", "fid_vs_time.png", "samples.png"):
+        assert (tmp_path / "vanilla-vs-dcgan" / name).is_file()
+    assert len(list((tmp_path / "vanilla-vs-dcgan").glob("*/seed-1/checkpoint.npz"))) == 2
 
     again = tinygan(*arguments)
-    assert again.returncode == 0 and "3 of 3 runs already finished: skipped" in again.stdout
+    assert again.returncode == 0 and "4 of 4 runs already finished: skipped" in again.stdout
 
     # A run that stopped early is resumed, not restarted: a plan for 2 epochs over the 1-epoch run
-    plan = study.plans("noise", 1, "tiny", tmp_path)[0]
+    plan = study.plans("vanilla-vs-dcgan", 1, "tiny", tmp_path)[0]
     plan.options[plan.options.index("--epochs") + 1] = "2"
     assert study.next_command(plan) == ["train", "--resume", str(plan.directory), "--epochs", "2"]
-
-
-@requires_mnist
-def test_two_seeds_give_a_spread_and_a_verdict_on_it(tmp_path):
-    result = tinygan("study", "vanilla-vs-dcgan", "--profile", "tiny", "--seeds", 2, "--jobs", 2, "--data-dir",
-                     SHARED_MNIST, "--out", tmp_path)
-    assert result.returncode == 0, result.stderr
-    text = (tmp_path / "vanilla-vs-dcgan" / "study.md").read_text()
-    assert text.count(" ± ") >= 10            # mean ± std in the cells
-    assert "combined standard deviation" in text
-    assert (tmp_path / "vanilla-vs-dcgan" / "fid_vs_time.png").is_file()
-    assert len(list((tmp_path / "vanilla-vs-dcgan").glob("*/seed-1/checkpoint.npz"))) == 2
