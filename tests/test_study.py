@@ -86,3 +86,13 @@ def test_a_study_runs_end_to_end_resumes_after_ctrl_c_and_summarises_the_seeds(t
     plan = study.plans("vanilla-vs-dcgan", 1, "tiny", tmp_path)[0]
     plan.options[plan.options.index("--epochs") + 1] = "2"
     assert study.next_command(plan) == ["train", "--resume", str(plan.directory), "--epochs", "2"]
+
+
+def test_the_verdict_names_the_settings_the_seeds_cannot_tell_apart():
+    def row(setting, fid, std):
+        return {"setting": setting, "fid": fid, "fid_std": std}
+    text = study._verdict([row("a", 10.0, 1.0), row("b", 11.0, 1.0), row("c", 20.0, 1.0)], seeds=3)
+    assert text.startswith("Lowest mean FID: `a` (10.00).") and "`b`" in text and "`c`" not in text
+    assert "more than one combined" in study._verdict([row("a", 10.0, 0.1), row("b", 20.0, 0.1)], seeds=3)
+    assert "--seeds 3" in study._verdict([row("a", 10.0, None), row("b", 20.0, None)], seeds=1)
+    assert "one setting" in study._verdict([row("a", 10.0, 1.0)], seeds=3)

@@ -282,6 +282,8 @@ def _verdict(rows, seeds) -> str:
         return "No FID was measured."
     best = min(measured, key=lambda row: row["fid"])
     text = f"Lowest mean FID: `{best['setting']}` ({best['fid']:.2f})."
+    if len(measured) == 1:
+        return f"FID at the last epoch: {best['fid']:.2f} (one setting: see the plot for its course over the epochs)."
     if seeds < 2:
         return text + " With one seed the spread between seeds is unknown: run with `--seeds 3` to tell."
     close = [row["setting"] for row in measured if row is not best and row["fid_std"] is not None
