@@ -5,7 +5,7 @@
 
 RUNS_DIR holds the runs the course quotes, made with the commands in
 docs/course/README.md ("Remaking the figures"): dcgan-short, upsample-short,
-mlp-normal-init, mlp-glorot, mlp-30 and dcgan-5.
+mlp-normal-init, mlp-glorot, mlp-30, dcgan-5 and conditional-mlp.
 """
 import argparse
 import csv
@@ -304,6 +304,14 @@ def latent_walk(out, runs):
                     "--out", str(out / "08_latent_walk.png")], check=True)
 
 
+def conditional_grid(out, runs):
+    figure, ax = plt.subplots(figsize=(3.6, 4.4))
+    ax.imshow(last_grid(runs / "conditional-mlp"), cmap="gray")
+    ax.set_title("conditional mlp, epoch 20: row r asks for digit r", fontsize=9)
+    ax.axis("off")
+    save(figure, out, "08_conditional_grid.png")
+
+
 def where_time_goes(out):
     results = json.loads((REPOSITORY / "docs" / "benchmark-cpu.json").read_text())
     layers = [row for row in results["layers"] if row["arch"] == "dcgan"]
@@ -333,7 +341,7 @@ def main():
                  bce_naive_and_stable, optimizer_paths, gradient_flow, where_time_goes):
         make(options.out)
     if options.runs:
-        for make in (generated_pair, mode_collapse, accuracy_against_fid, latent_walk):
+        for make in (generated_pair, mode_collapse, accuracy_against_fid, latent_walk, conditional_grid):
             make(options.out, options.runs)
 
 
