@@ -77,7 +77,7 @@ def test_known_sets_prints_the_floor_and_the_known_verdicts():
 @requires_mnist
 def test_the_gan_in_40_lines_trains_on_mnist_and_writes_its_grid(tmp_path):
     out = tmp_path / "grid.png"
-    result = subprocess.run([sys.executable, str(EXAMPLES / "gan_in_40_lines.py"), "--epochs", "1", "--images", "3200", "--data-dir",
+    result = subprocess.run([sys.executable, str(EXAMPLES / "gan_in_40_lines.py"), "--epochs", "1", "--images", "1280", "--data-dir",
                              str(SHARED_MNIST), "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert re.search(r"epoch 1: D loss \d+\.\d+  G loss \d+\.\d+", result.stdout), result.stdout
