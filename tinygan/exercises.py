@@ -171,6 +171,13 @@ def _input(shape, seed=0):
     return backend.to_device(np.random.default_rng(seed).standard_normal(shape))
 
 
+def _forwarded(make, cls, shape):
+    """(layer, x, dy): a float64 layer of the class under test, after one forward of x; dy shaped like its output."""
+    layer = _float64(lambda: make(cls))
+    x = _input(shape)
+    return layer, x, _input(layer.forward(x).shape, seed=1)
+
+
 def _gradients(make, shape, training=True, prepare=None):
     def run(cls):
         layer = _float64(lambda: make(cls))
@@ -183,9 +190,7 @@ def _gradients(make, shape, training=True, prepare=None):
 def _grads_add_up(make, shape):
     """Two backward passes (two forwards) of the same batch give twice the gradients of one."""
     def run(cls):
-        layer = _float64(lambda: make(cls))
-        x = _input(shape)
-        dy = _input(layer.forward(x).shape, seed=1)
+        layer, x, dy = _forwarded(make, cls, shape)
         layer.zero_grad()
         layer.backward(dy)
         once = {key: backend.as_numpy(grad).copy() for key, grad in layer.grads.items()}
@@ -200,9 +205,7 @@ def _grads_add_up(make, shape):
 
 def _requires_grad_off(make, shape):
     def run(cls):
-        layer = _float64(lambda: make(cls))
-        x = _input(shape)
-        dy = _input(layer.forward(x).shape, seed=1)
+        layer, x, dy = _forwarded(make, cls, shape)
         expected = layer.backward(dy)
         layer.zero_grad()
         layer.requires_grad = False
@@ -219,10 +222,9 @@ def _requires_grad_off(make, shape):
 
 def _no_input_grad(make, shape):
     def run(cls):
-        layer = _float64(lambda: make(cls))
+        layer, _, dy = _forwarded(make, cls, shape)
         layer.needs_input_grad = False
-        x = _input(shape)
-        dx = layer.backward(_input(layer.forward(x).shape, seed=1))
+        dx = layer.backward(dy)
         if dx is not None:
             raise GradientCheckError("with needs_input_grad = False, backward should skip dL/dx and return None")
         if not any(np.any(backend.as_numpy(grad) != 0) for grad in layer.grads.values()):
