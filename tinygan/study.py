@@ -72,6 +72,10 @@ STUDIES = {
                      "two-learning-rates": ["--arch", "dcgan-004", "--ema", "0", "--lr-d", "4e-4", "--lr-g", "1e-4"]},
                     notes=["Every setting but ema-0.999 turns the weight average off, so each trick is "
                            "compared alone with the baseline."]),
+    "bn-affine": Study("003", "Does G train better with BatchNorm's scale and bias left out?",
+                       {"with-affine": ["--arch", "dcgan"], "no-affine": ["--arch", "dcgan", "--no-bn-affine"]},
+                       notes=["`no-affine` drops gamma and beta from G's BatchNorm layers only; D is the same "
+                              "in both settings."]),
     "datasets": Study("004", "Does the same network do as well on Fashion-MNIST as on MNIST?",
                       {"mnist": ["--arch", "dcgan-004", "--dataset", "mnist"],
                        "fashion-mnist": ["--arch", "dcgan-004", "--dataset", "fashion-mnist"]},
