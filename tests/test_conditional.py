@@ -104,3 +104,29 @@ def test_asking_an_unconditional_run_for_a_digit_names_the_fix(tmp_path, capsys)
     assert code == 2 and "is not a conditional run" in err and "--conditional" in err
     code, _, err = run_main(capsys, "eval", run, "--nearest-neighbour", 1000)
     assert code == 2 and "needs a conditional run directory" in err
+
+
+def test_a_briefly_trained_conditional_gan_draws_the_asked_classes():
+    """The labels steer G: on a toy set where class k is a bright bar on row k of a 10x10 image (noise
+    elsewhere), a conditional MLP GAN trained 1,000 steps draws the asked class far above chance
+    (one in ten), judged by the nearest class template."""
+    backend.seed(0)
+    rng = np.random.default_rng(0)
+
+    def toy(labels):
+        images = rng.uniform(-1, -0.6, (len(labels), 1, 10, 10))
+        images[np.arange(len(labels)), 0, labels] = rng.uniform(0.6, 1, (len(labels), 10))
+        return images.astype(np.float32)
+
+    generator, discriminator = models.build("mlp", conditional=True, image_shape=(1, 10, 10))
+    gan = GAN(generator, discriminator, ema=0, lr=1e-3)
+    for _ in range(1000):
+        labels = rng.integers(0, 10, 64)
+        gan.train_step(toy(labels), labels=labels)
+    asked = np.arange(500) % 10
+    drawn = backend.as_numpy(gan.generate(gan.sample_noise(500), labels=asked))[:, 0]
+    recognised = drawn.mean(axis=2).argmax(axis=1)   # the brightest row: the template it is nearest to
+    assert (recognised == asked).mean() > 0.9
+    # the same noise with the labels shifted by one: G follows the label, not the noise
+    shifted = backend.as_numpy(gan.generate(gan.sample_noise(500), labels=(asked + 1) % 10))[:, 0]
+    assert (shifted.mean(axis=2).argmax(axis=1) == (asked + 1) % 10).mean() > 0.9

@@ -189,7 +189,7 @@ def test_load_downloads_missing_files_into_the_cache(mirror, clean_environment, 
     monkeypatch.setenv("TINYGAN_DATA_MIRROR", mirror)
     dataset = data.load("mnist")
     cache = clean_environment / "cache" / "tinygan" / "mnist"
-    assert dataset.directory == cache and sorted(os.listdir(cache)) == sorted(data.FILES.values())
+    assert dataset.directory == cache and sorted(os.listdir(cache)) == sorted(data.IDX_FILES.values())
     assert dataset.train_images.shape == (60000, 1, 28, 28)
 
 

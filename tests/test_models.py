@@ -10,13 +10,18 @@ def kinds(model):
     return [type(layer).__name__ for layer in model]
 
 
+def native_shape(arch):
+    """MNIST's shape, or CIFAR-10's for the network laid out for 32x32."""
+    return (3, 32, 32) if models.image_size(arch) == (32, 32) else (1, 28, 28)
+
+
 @pytest.mark.parametrize("arch", models.ARCHITECTURES)
 def test_every_architecture_maps_noise_to_images_to_logits(arch):
     backend.seed(0)
-    generator, discriminator = models.build(arch)
+    generator, discriminator = models.build(arch, image_shape=native_shape(arch))
     z = np.random.default_rng(0).standard_normal((3, 100)).astype(np.float32)
     fake = generator.forward(z)
-    assert fake.shape == (3, 1, 28, 28) and fake.dtype == np.float32 and np.abs(fake).max() <= 1
+    assert fake.shape == (3, *native_shape(arch)) and fake.dtype == np.float32 and np.abs(fake).max() <= 1
     logits = discriminator.forward(fake)
     assert logits.shape == (3, 1)
     dz = generator.backward(discriminator.backward(np.ones_like(logits)))
@@ -88,9 +93,10 @@ def all_weights(pair):
 @pytest.mark.parametrize("arch", models.ARCHITECTURES)
 def test_weights_are_drawn_from_the_chosen_init(arch):
     backend.seed(0)
-    normal = np.concatenate([w.ravel() for w in all_weights(models.build(arch, init="normal"))])
+    shape = native_shape(arch)
+    normal = np.concatenate([w.ravel() for w in all_weights(models.build(arch, init="normal", image_shape=shape))])
     assert abs(normal.mean()) < 1e-4 and abs(normal.std() - 0.02) < 2e-4
-    for W in all_weights(models.build(arch, init="glorot")):
+    for W in all_weights(models.build(arch, init="glorot", image_shape=shape)):
         # fan_in + fan_out = (inputs + outputs) x kernel area, for Dense, Conv2D and ConvTranspose2D alike
         limit = np.sqrt(6 / ((W.shape[0] + W.shape[1]) * (W[0, 0].size if W.ndim == 4 else 1)))
         assert limit * 0.9 < np.abs(W).max() <= limit
@@ -184,6 +190,30 @@ def test_dcgan_004_is_report_004s_network(arch):
         assert not upsampling and [(l.in_channels, l.out_channels, l.stride) for l in transposed] == [
             (128, 64, (2, 2)), (64, 1, (2, 2))]
     assert isinstance(generator[-1], Tanh)
+
+
+def test_dcgan_004_cifar_is_report_004s_colour_network():
+    generator, discriminator = models.build("dcgan-004-cifar", image_shape=(3, 32, 32))
+    assert generator[0].out_features == 4 * 4 * 256 and generator[3].shape == (256, 4, 4)
+    assert [(l.in_channels, l.out_channels, l.stride) for l in generator if isinstance(l, ConvTranspose2D)] == [
+        (256, 128, (2, 2)), (128, 64, (2, 2)), (64, 3, (2, 2))]
+    # one convolution more than the MNIST discriminator of report 004
+    assert [(l.in_channels, l.out_channels, l.stride) for l in discriminator if isinstance(l, Conv2D)] == [
+        (3, 32, (2, 2)), (32, 64, (2, 2)), (64, 128, (2, 2))]
+    assert discriminator[-1].in_features == 128 * 4 * 4 and isinstance(generator[-1], Tanh)
+
+
+def test_other_image_shapes_where_the_network_allows_them():
+    backend.seed(0)
+    for arch, shape in (("mlp", (3, 32, 32)), ("mlp-001", (3, 20, 24)), ("dcgan", (3, 28, 28)),
+                        ("dcgan-004-cifar", (1, 32, 32))):
+        generator, discriminator = models.build(arch, image_shape=shape)
+        fake = generator.forward(np.zeros((2, 100), np.float32), training=False)
+        assert fake.shape == (2, *shape) and discriminator.forward(fake, training=False).shape == (2, 1)
+    with pytest.raises(ValueError, match=r"--arch dcgan makes 28x28 images and these are 32x32: choose one of "
+                                         r"mlp, mlp-deep, mlp-001, mlp-001-deep, dcgan-004-cifar$"):
+        models.build("dcgan", image_shape=(3, 32, 32))
+    assert "choose one of mlp, mlp-deep, dcgan, " in models.shape_problem("dcgan-004-cifar", (1, 28, 28))
 
 
 def test_the_output_activation_follows_the_pixel_range_and_is_checked():

@@ -5,19 +5,25 @@ FID on MNIST uses an MNIST classifier's features, not Inception's (TF-GAN's
 MNIST example and the FID papers' MNIST tables do the same): this is a small
 CNN, trained here with tinygan's own layers, loss and Adam.
 
-    x (N, 1, 28, 28) in [-1, 1]
-    Conv 1 -> 32, 5x5, stride 2    28 -> 14     LeakyReLU
-    Conv 32 -> 64, 5x5, stride 2   14 -> 7      BatchNorm, LeakyReLU
-    Conv 64 -> 64, 3x3, stride 2    7 -> 4      BatchNorm, LeakyReLU
+    x (N, 1, 28, 28) in [-1, 1]                 (CIFAR-10: (N, 3, 32, 32))
+    Conv 1 -> 32, 5x5, stride 2    28 -> 14     LeakyReLU        (3 -> 32, 32 -> 16)
+    Conv 32 -> 64, 5x5, stride 2   14 -> 7      BatchNorm, LeakyReLU          (16 -> 8)
+    Conv 64 -> 64, 3x3, stride 2    7 -> 4      BatchNorm, LeakyReLU          (8 -> 4)
     Dense 1024 -> 128                           LeakyReLU    <- the features
     Dropout 0.3, Dense 128 -> 10                             <- class logits
 
 The 128 features are what the metrics compare (FEATURE_DIM): far fewer than
-the 10,000 test images, so their covariance has full rank for FID.
+the 10,000 test images, so their covariance has full rank for FID. Both image
+sizes end at 4x4, so one network serves both; on CIFAR-10 so small a CNN is a
+weaker judge than on MNIST (its test accuracy is in the weights file's
+metadata), so FID there compares tinygan runs with each other, not with
+published Inception-based figures.
 
 The shipped weights (tinygan/weights/<dataset>_classifier.npz) are made by
 ``python -m tinygan classifier --dataset mnist --seed 0`` (train() below);
 the file records the seed, the epochs and the test accuracy it reached.
+The other datasets' classifiers are made the same way by the user and kept
+in their cache (weights_path).
 """
 from __future__ import annotations
 
@@ -49,11 +55,11 @@ class ClassifierError(RuntimeError):
     """No classifier for a dataset, or a damaged weights file; the message says what to do."""
 
 
-def build() -> Sequential:
+def build(channels: int = 1) -> Sequential:
     """The network in the module docstring, in the default dtype on the current device."""
     init = glorot_uniform
     return Sequential([
-        Conv2D(1, 32, 5, stride=2, padding=2, weight_init=init), LeakyReLU(0.2),
+        Conv2D(channels, 32, 5, stride=2, padding=2, weight_init=init), LeakyReLU(0.2),
         Conv2D(32, 64, 5, stride=2, padding=2, bias=False, weight_init=init), BatchNorm(64), LeakyReLU(0.2),
         Conv2D(64, 64, 3, stride=2, padding=1, bias=False, weight_init=init), BatchNorm(64), LeakyReLU(0.2),
         Flatten(), Dense(64 * 4 * 4, FEATURE_DIM, weight_init=init), LeakyReLU(0.2),
@@ -61,7 +67,11 @@ def build() -> Sequential:
 
 
 def weights_path(dataset: str) -> Path:
-    return WEIGHTS_DIR / f"{dataset}_classifier.npz"
+    """The dataset's classifier: the file shipped with tinygan (MNIST's), else the one `tinygan classifier`
+    writes into the user's cache (``~/.cache/tinygan/classifiers/``), since an installed package may be
+    read-only."""
+    shipped = WEIGHTS_DIR / f"{dataset}_classifier.npz"
+    return shipped if shipped.is_file() else data.cache_directory("classifiers") / f"{dataset}_classifier.npz"
 
 
 class Classifier:
@@ -83,7 +93,7 @@ class Classifier:
             with np.load(io.BytesIO(payload)) as archive:
                 arrays = {key: archive[key] for key in archive.files}
             meta = json.loads(str(arrays.pop("meta")))
-            model = build()
+            model = build(data.image_shape(dataset)[0])
             model.load_state_dict(arrays)
         except Exception as error:   # any damage: the file is named, and how to remake it
             raise ClassifierError(f"{path} is not a readable classifier ({type(error).__name__}: {error}); "
@@ -118,12 +128,12 @@ def shifted(images, rng, max_shift=SHIFT):
     Handwriting sits a little off centre now and then; a classifier that has
     seen its digits shifted generalises better (0.3-0.5 points on MNIST).
     """
-    n, _, height, width = images.shape
+    n, channels, height, width = images.shape
     padded = np.pad(images, ((0, 0), (0, 0), (max_shift, max_shift), (max_shift, max_shift)), constant_values=-1)
     top, left = rng.integers(0, 2 * max_shift + 1, n), rng.integers(0, 2 * max_shift + 1, n)
-    rows = (top[:, None] + np.arange(height))[:, :, None]     # (n, H, 1)
-    columns = (left[:, None] + np.arange(width))[:, None, :]  # (n, 1, W)
-    return padded[np.arange(n)[:, None, None], 0, rows, columns][:, None]
+    rows = (top[:, None] + np.arange(height))[:, None, :, None]     # (n, 1, H, 1)
+    columns = (left[:, None] + np.arange(width))[:, None, None, :]  # (n, 1, 1, W)
+    return padded[np.arange(n)[:, None, None, None], np.arange(channels)[None, :, None, None], rows, columns]
 
 
 def learning_rate(epoch, epochs):
@@ -141,7 +151,7 @@ def train(dataset: str = "mnist", data_dir=None, seed: int = 0, epochs: int = EP
     """
     backend.seed(seed)
     images = data.load(dataset, data_dir)
-    model, loss = build(), SoftmaxCrossEntropy()
+    model, loss = build(data.image_shape(dataset)[0]), SoftmaxCrossEntropy()
     optimizer = Adam(model.parameters(), lr=LEARNING_RATE, betas=(0.9, 0.999))
     train_images, train_labels = images.train_images[:limit], images.train_labels[:limit].astype(np.int64)
     if len(train_images) < BATCH_SIZE:

@@ -83,7 +83,7 @@ def cli():
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Fixes weights, noise, dropout, shuffling.")
 @click.option("--dataset", type=click.Choice(list(data.DATASETS)), default="mnist", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Directory with the four IDX .gz files (else $TINYGAN_DATA, else the cache, else download).")
+              help="Directory with the dataset's files (else $TINYGAN_DATA, else the cache, else download).")
 @click.option("--pixel-range", type=click.Choice(list(data.PIXEL_RANGES)), default=None,
               help="Scale pixels to [-1, 1] or [0, 1] [default: -1,1; 0,1 for mlp-001, as its report].")
 @click.option("--conditional", is_flag=True,
@@ -154,8 +154,11 @@ def train(context, **options):
             raise click.BadParameter(f"{options['z_dim']} would need {needed / 2**30:,.0f} GiB for the generator's "
                                      f"first layer alone (weights, gradients and Adam's two moments in float32); "
                                      f"the reports use 100", param_hint="'--z-dim'")
+        problem = models.shape_problem(options["arch"], data.image_shape(options["dataset"]))
+        if problem:
+            raise click.BadParameter(f"{problem} ({options['dataset']})", param_hint="'--arch'")
         if options["eval_every"] is None:
-            options["eval_every"] = default_eval_every(options["arch"])
+            options["eval_every"] = default_eval_every(options["arch"], options["dataset"])
         if options["out"] is None:
             options["out"] = str(Path("runs") / f"{options['arch']}-{time.strftime('%Y%m%d-%H%M%S')}")
         trainer = Trainer(options, log=click.echo)
@@ -168,7 +171,8 @@ def train(context, **options):
 
 
 def generated_images(gan, config, n, digits=None, chunk=5000):
-    """Yield uint8 (<= chunk, 28, 28) pieces of n generated images, 0 black: memory stays flat in n.
+    """Yield uint8 pieces (<= chunk, H, W), or (<= chunk, H, W, 3) for colour, of n generated images, 0 black:
+    memory stays flat in n.
 
     A conditional run draws the ``digits`` in turn (default: 0 to 9 in turn)."""
     digits = digits or list(range(10))
@@ -184,9 +188,10 @@ def generated_images(gan, config, n, digits=None, chunk=5000):
 def nearest_neighbour_test(gan, config, dataset, n):
     """Report 003's test: 1-NN test errors with n generated labelled images and with n real training images."""
     labels = np.arange(n) % 10
-    generated = np.concatenate(list(generated_images(gan, config, n))).astype(np.float32)
+    generated = evaluation.as_model_images(np.concatenate(list(generated_images(gan, config, n))),
+                                           shape=data.image_shape(config["dataset"]))
     real_test, real_labels = dataset.test_images.reshape(len(dataset.test_images), -1), dataset.test_labels
-    predicted = metrics.nearest_neighbour_labels(real_test, generated / np.float32(127.5) - 1, labels)
+    predicted = metrics.nearest_neighbour_labels(real_test, generated.reshape(n, -1), labels)
     count = min(n, len(dataset.train_images))
     baseline = metrics.nearest_neighbour_labels(real_test, dataset.train_images[:count], dataset.train_labels[:count])
     return {"nn_samples": n, "nn_error_generated": float((predicted != real_labels).mean()),
@@ -216,7 +221,8 @@ WHICH = click.option("--which", type=click.Choice(["last", "best"]), default="la
               help="A run directory written by `train`.")
 @click.option("--n", type=click.IntRange(min=1), default=64, show_default=True, help="How many images.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
-              help="FILE.npy: uint8 (n, 28, 28), 0 black, 255 white; FILE.png: a grid.")
+              help="FILE.npy: uint8 (n, 28, 28) for MNIST, (n, 32, 32, 3) for CIFAR-10, 0 black, 255 white; "
+                   "FILE.png: a grid.")
 @click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--digit", default=None, help="A conditional run's digit to draw, or several (0,3,7), in turn.")
@@ -238,7 +244,7 @@ def sample(run_dir, n, out, device, seed, which, digit):
         # the .npy header, then each chunk's bytes as it is made: memory stays flat however large n is
         def write(stream):
             header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
-                      "shape": (n, 28, 28)}
+                      "shape": (n, *data.uint8_shape(data.image_shape(config["dataset"])))}
             np.lib.format.write_array_header_1_0(stream, header)
             for chunk in generated_images(gan, config, n, digits):
                 stream.write(np.ascontiguousarray(chunk).tobytes())
@@ -268,14 +274,14 @@ def interpolate(run_dir, out, steps, rows, seed, device, which):
     backend.use_device(device)
     gan, config, epoch = load_generator(Path(run_dir), which)
     _, walked = latent.walks(gan, rows, steps, seed)
-    pictures = latent.to_pictures(walked, config["pixel_range"])            # (rows, 2, steps, H, W)
+    pictures = latent.to_pictures(walked, config["pixel_range"])            # (rows, 2, steps, H, W[, 3])
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".png":
-        grid = images.grid(pictures.reshape(-1, *pictures.shape[-2:]), columns=steps)
+        grid = images.grid(pictures.reshape(-1, *pictures.shape[3:]), columns=steps)
         write_atomically(out, lambda stream: images.save_png(grid, stream))
     else:   # a frame per step, there and back: each frame the pairs' straight | spherical images
         order = list(range(steps)) + list(range(steps - 2, 0, -1))
-        frames = [images.grid(pictures[:, :, k].reshape(-1, *pictures.shape[-2:]), columns=2) for k in order]
+        frames = [images.grid(pictures[:, :, k].reshape(-1, *pictures.shape[3:]), columns=2) for k in order]
         write_atomically(out, lambda stream: images.save_animation(frames, stream, 120))
     click.echo(f"wrote {out}: {rows} pair(s) of end points, straight and spherical paths of {steps} steps, "
                f"from the {'averaged ' if gan.average_generator is not None else ''}generator of epoch {epoch} "
@@ -317,7 +323,7 @@ def probe_command(run_dir, limit, test_images, per_class, draws, data_dir, json_
 @click.option("--dataset", type=click.Choice(list(data.DATASETS)), default=None,
               help="Real images to compare with [default: the run's dataset, else mnist].")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Directory with the four IDX .gz files (else the run's, $TINYGAN_DATA, the cache).")
+              help="Directory with the dataset's files (else the run's, $TINYGAN_DATA, the cache).")
 @click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Noise for the generated images.")
 @click.option("--nearest-neighbour", "nearest_neighbour", type=click.IntRange(min=0), default=0,
@@ -330,7 +336,8 @@ def evaluate(source, n, json_path, dataset, data_dir, device, seed, which, neare
 
     SOURCE is a run directory (n images are generated from its checkpoint and
     eval.json is written inside it) or a .npy file: uint8 (n, 28, 28) with 0
-    black, as `sample` writes, (n, 1, 28, 28), or floats in [-1, 1].
+    black, as `sample` writes, (n, 1, 28, 28), or floats in [-1, 1]; for
+    CIFAR-10, (n, 32, 32, 3) or (n, 3, 32, 32).
     """
     source = Path(source)
     backend.use_device(device)
@@ -342,7 +349,8 @@ def evaluate(source, n, json_path, dataset, data_dir, device, seed, which, neare
         data_dir = data_dir or config.get("data_dir")
         evaluation.check_count(n)
         start = time.perf_counter()
-        pictures = evaluation.as_model_images(np.concatenate(list(generated_images(gan, config, n))))
+        pictures = evaluation.as_model_images(np.concatenate(list(generated_images(gan, config, n))),
+                                              shape=data.image_shape(dataset))
         generation_seconds = time.perf_counter() - start
         title = f"{source.name}, epoch {epoch} ({which})"
         if gan.conditional:
@@ -352,14 +360,15 @@ def evaluate(source, n, json_path, dataset, data_dir, device, seed, which, neare
             array = np.load(source, allow_pickle=False)
         except (ValueError, OSError) as error:
             raise evaluation.EvaluationError(f"{source} is not a readable .npy array ({error})") from None
-        pictures = evaluation.as_model_images(array, name=f"the images in {source}")
+        dataset = dataset or "mnist"
+        pictures = evaluation.as_model_images(array, name=f"the images in {source}", shape=data.image_shape(dataset))
         evaluation.check_count(len(pictures))
     else:
         raise click.UsageError(f"SOURCE must be a run directory or a .npy file, got {source}")
     if nearest_neighbour and asked is None:
         raise click.UsageError("--nearest-neighbour needs a conditional run directory: its samples carry labels")
     start = time.perf_counter()
-    evaluator = evaluation.Evaluator(dataset or "mnist", data_dir)
+    evaluator = evaluation.Evaluator(dataset, data_dir)
     reference = evaluator.reference(len(pictures))
     result = evaluator.evaluate(pictures, asked=asked)
     seconds = time.perf_counter() - start
@@ -401,14 +410,15 @@ def compare_command(runs, out):
 @cli.command("classifier")
 @click.option("--dataset", type=click.Choice(list(data.DATASETS)), default="mnist", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Directory with the four IDX .gz files (else $TINYGAN_DATA, else the cache, else download).")
+              help="Directory with the dataset's files (else $TINYGAN_DATA, else the cache, else download).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=classifier.EPOCHS, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Train on the first N images only.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Weights file [default: the shipped one, tinygan/weights/<dataset>_classifier.npz].")
+              help="Weights file [default: where eval looks: the shipped file for mnist, else "
+                   "~/.cache/tinygan/classifiers/<dataset>_classifier.npz].")
 def classifier_command(dataset, data_dir, seed, epochs, limit, out):
-    """Train the classifier whose features `eval` measures with (remakes the shipped weights)."""
+    """Train the classifier whose features `eval` measures with (for mnist, remakes the shipped weights)."""
     out = Path(out) if out else classifier.weights_path(dataset)
     trained = classifier.train(dataset, data_dir, seed=seed, epochs=epochs, limit=limit, log=click.echo)
     classifier.save(trained, out)
@@ -502,7 +512,7 @@ def info(data_dir):
         click.echo(f"GPU: unavailable ({reason})")
     for dataset in data.DATASETS:
         directory, named = data.chosen_directory(dataset, data_dir)
-        missing = data.missing_files(directory)
+        missing = data.missing_files(directory, dataset)
         if not missing:
             where = f"in {directory}"
         elif named:

@@ -52,20 +52,25 @@ class EvaluationError(ValueError):
     """Images that cannot be evaluated; the message says what was expected."""
 
 
-def as_model_images(array, name="the images"):
-    """uint8 (n, 28, 28) or (n, 1, 28, 28) with 0 black, or floats in [-1, 1] -> float32 (n, 1, 28, 28).
+def as_model_images(array, name="the images", shape=(1, 28, 28)):
+    """Images as a file or a generator gives them -> float32 (n, C, H, W) in [-1, 1], for images of ``shape``.
 
-    Anything else is refused with one sentence saying what was expected.
+    Taken: uint8 with 0 black, as (n, H, W) for grey images, (n, H, W, C) with colour last (image files'
+    layout, what `tinygan sample` writes) or (n, C, H, W); or floats in [-1, 1] as (n, C, H, W) (or (n, H, W)
+    for grey). Anything else is refused with one sentence saying what was expected.
     """
     array = np.asarray(array)
-    shape = array.shape
-    if array.ndim == 3:
+    given, (channels, height, width) = array.shape, shape
+    if array.ndim == 3 and channels == 1:
         array = array[:, None]
-    if array.ndim != 4 or array.shape[1:] != (1, 28, 28):
-        raise EvaluationError(f"{name} have shape {shape}; expected (n, 28, 28) or (n, 1, 28, 28) "
-                              f"grey images of 28x28 pixels")
+    elif array.ndim == 4 and array.dtype == np.uint8 and array.shape[1:] == (height, width, channels) != shape:
+        array = array.transpose(0, 3, 1, 2)
+    if array.ndim != 4 or array.shape[1:] != tuple(shape):
+        layouts = (f"(n, {height}, {width}) or " if channels == 1 else f"(n, {height}, {width}, {channels}) or ")
+        raise EvaluationError(f"{name} have shape {given}; expected {layouts}(n, {channels}, {height}, {width}): "
+                              f"{'grey' if channels == 1 else 'colour'} images of {height}x{width} pixels")
     if array.dtype == np.uint8:
-        return data.scale_pixels(array[:, 0])
+        return data.scale_pixels(array)
     if array.dtype.kind != "f":
         raise EvaluationError(f"{name} are {array.dtype}; expected uint8 (0 black, 255 white, as `tinygan "
                               f"sample` writes) or floats in [-1, 1]")
@@ -153,7 +158,7 @@ class Evaluator:
 
     # --- the metrics ------------------------------------------------------------------------------
     def evaluate(self, images, exclude_train=None, asked=None) -> dict:
-        """Every metric for float32 images (n, 1, 28, 28) in [-1, 1] (as_model_images makes them).
+        """Every metric for float32 images (n, C, H, W) in [-1, 1] (as_model_images makes them).
 
         ``asked``: the class each image was generated for (a conditional GAN); adds the share of images the
         classifier assigns to it, overall and per class ("asked_class_share", "asked_class_share_per_class")."""

@@ -5,11 +5,13 @@ import numpy as np
 
 
 def grid(images, columns=None, padding=2):
-    """uint8 (n, H, W) -> one uint8 image, the n tiles in rows of ``columns`` on a black background."""
-    n, H, W = images.shape
+    """uint8 (n, H, W) grey or (n, H, W, C) colour -> one uint8 image of the n tiles in rows of ``columns``,
+    on a black background."""
+    n, H, W = images.shape[:3]
     columns = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / columns)
-    canvas = np.zeros((rows * (H + padding) + padding, columns * (W + padding) + padding), dtype=np.uint8)
+    canvas = np.zeros((rows * (H + padding) + padding, columns * (W + padding) + padding, *images.shape[3:]),
+                      dtype=np.uint8)
     for index, image in enumerate(images):
         top, left = padding + (index // columns) * (H + padding), padding + (index % columns) * (W + padding)
         canvas[top:top + H, left:left + W] = image
@@ -17,7 +19,7 @@ def grid(images, columns=None, padding=2):
 
 
 def save_png(image, target):
-    """Write a uint8 grey image as PNG to a path or a binary stream."""
+    """Write a uint8 image, grey (H, W) or colour (H, W, 3), as PNG to a path or a binary stream."""
     from PIL import Image
     Image.fromarray(image).save(target, format="PNG")
 
@@ -25,13 +27,16 @@ def save_png(image, target):
 def save_gif(png_paths, target, milliseconds_per_frame=400):
     """The per-epoch grids as one looping animation, the last frame held longer."""
     from PIL import Image
-    save_animation([Image.open(p).convert("P") for p in png_paths], target, milliseconds_per_frame)
+    save_animation([Image.open(p) for p in png_paths], target, milliseconds_per_frame)
 
 
 def save_animation(frames, target, milliseconds_per_frame=400):
-    """Frames (PIL images, or uint8 grey arrays) as a looping GIF, the last frame held five times as long."""
+    """Frames (PIL images, or uint8 arrays as grid makes them) as a looping GIF, the last frame held five times
+    as long."""
     from PIL import Image
-    frames = [frame if isinstance(frame, Image.Image) else Image.fromarray(frame).convert("P") for frame in frames]
+    frames = [frame if isinstance(frame, Image.Image) else Image.fromarray(frame) for frame in frames]
+    # GIF frames hold 256 colours: grey images fit exactly; colour ones get a palette fitted to each frame
+    frames = [frame.quantize(256) if frame.mode == "RGB" else frame.convert("P") for frame in frames]
     durations = [milliseconds_per_frame] * (len(frames) - 1) + [milliseconds_per_frame * 5]
     frames[0].save(target, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
 

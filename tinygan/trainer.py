@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, backend, data, evaluation, images, kernels, models
+from . import __version__, backend, classifier, data, evaluation, images, kernels, models
 from .files import DirectoryLock, remove_partial_files, write_atomically
 from .gan import GAN, NOISE_KINDS, STATISTICS_BATCHES
 
@@ -56,8 +56,11 @@ EVAL_SAMPLES = 2000                  # generated images per measurement during t
 DEFAULT_EMA = 0.999
 
 
-def default_eval_every(arch: str) -> int:
-    """Measure every DCGAN epoch (a few seconds against minutes); every 5th of the 10-second MLP epochs."""
+def default_eval_every(arch: str, dataset: str = "mnist") -> int:
+    """Measure every DCGAN epoch (a few seconds against minutes); every 5th of the 10-second MLP epochs; none
+    where the dataset has no classifier to measure with (CIFAR-10 until `tinygan classifier` has made one)."""
+    if not classifier.weights_path(dataset).is_file():
+        return 0
     return 5 if arch.startswith("mlp") else 1
 
 
@@ -95,7 +98,8 @@ def build_gan(config: dict) -> GAN:
     generator, discriminator = models.build(config["arch"], z_dim=config["z_dim"], kernel_size=config["kernel_size"],
                                             depth=config["depth"], init=config.get("init"), output=config["output"],
                                             generator_bn_affine=config["generator_bn_affine"],
-                                            conditional=config["conditional"])
+                                            conditional=config["conditional"],
+                                            image_shape=data.image_shape(config["dataset"]))
     return GAN(generator, discriminator, z_dim=config["z_dim"], lr=config["lr"],
                betas=(config["beta1"], config["beta2"]), noise=config["noise"],
                label_smoothing=config["label_smoothing"], label_flip=config["label_flip"],
@@ -365,7 +369,8 @@ class Trainer:
         start = time.perf_counter()
         pictures = data.to_uint8(backend.as_numpy(self.gan.generate(backend.to_device(self.eval_noise))),
                                  self.config["pixel_range"])   # as `sample` writes them, so eval agrees
-        result = self.evaluator.evaluate(evaluation.as_model_images(pictures))
+        result = self.evaluator.evaluate(evaluation.as_model_images(pictures,
+                                                                    shape=data.image_shape(self.config["dataset"])))
         figures = {key: result[key] for key in QUALITY}
         best = self.best_epoch()
         if best is None or figures["fid"] < best["fid"]:
