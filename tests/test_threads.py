@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from tinygan.threads import started_as_program
+from conftest import IDLE_THREAD_POLICY
+from tinygan.threads import SETTINGS, started_as_program
 
 CLEAN = {key: value for key, value in os.environ.items() if key not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
 
@@ -37,3 +38,7 @@ def test_the_command_line_sets_the_policy_but_keeps_the_users_value():
     result = subprocess.run([sys.executable, "-m", "tinygan", "info"], env=dict(CLEAN, OMP_WAIT_POLICY="ACTIVE"),
                             capture_output=True, text=True, timeout=120)
     assert "OMP_WAIT_POLICY=ACTIVE" in result.stdout
+
+
+def test_the_suite_runs_under_the_policy_tinygans_programs_set():
+    assert IDLE_THREAD_POLICY == SETTINGS
