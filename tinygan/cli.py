@@ -525,6 +525,8 @@ def info(data_dir):
 def main(argv=None):
     try:
         _main(argv)
+    except KeyboardInterrupt:   # a Ctrl-C that lands while an error or "interrupted" is being answered
+        sys.exit(130)
     finally:
         if argv is None:   # the real command line, not a test calling main([...]) in its own process
             # A Ctrl-C while Python shuts down would print "Exception ignored ..." or end the process
