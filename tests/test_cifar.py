@@ -200,3 +200,14 @@ def test_eval_takes_colour_images_in_either_layout_and_names_the_expected_shape(
     with pytest.raises(evaluation.EvaluationError, match=r"shape \(4, 28, 28\); expected \(n, 32, 32, 3\) or "
                                                          r"\(n, 3, 32, 32\): colour images of 32x32 pixels"):
         evaluation.as_model_images(np.zeros((4, 28, 28), np.uint8), shape=(3, 32, 32))
+
+
+def test_without_a_classifier_training_says_quality_is_not_measured(cifar_dir, tmp_path, capsys, monkeypatch):
+    from test_cli import run_main
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    code, out, err = run_main(capsys, "train", "--dataset", "cifar10", "--data-dir", cifar_dir, "--arch", "mlp",
+                              "--epochs", 1, "--batch-size", 32, "--out", tmp_path / "run")
+    assert code == 0, err
+    assert ("quality is not measured: cifar10 has no classifier yet (make one with `python -m tinygan classifier "
+            "--dataset cifar10`)") in out
+    assert not (tmp_path / "run" / "quality.png").exists()

@@ -159,6 +159,9 @@ def train(context, **options):
             raise click.BadParameter(f"{problem} ({options['dataset']})", param_hint="'--arch'")
         if options["eval_every"] is None:
             options["eval_every"] = default_eval_every(options["arch"], options["dataset"])
+            if not options["eval_every"] and not options["quiet"]:
+                click.echo(f"quality is not measured: {options['dataset']} has no classifier yet (make one with "
+                           f"`python -m tinygan classifier --dataset {options['dataset']}`)")
         if options["out"] is None:
             options["out"] = str(Path("runs") / f"{options['arch']}-{time.strftime('%Y%m%d-%H%M%S')}")
         trainer = Trainer(options, log=click.echo)
