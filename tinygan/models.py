@@ -132,7 +132,8 @@ def _build(arch, z_dim, kernel_size, depth, init, output, image_shape):
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel size must be odd (3, 5, 7, ...) so that 'same' padding exists, got {kernel_size}")
     if arch == "dcgan-004-cifar":
-        return (dcgan_004_cifar_generator(z_dim, kernel_size, depth, weight_init, last, channels),
+        return (dcgan_004_generator(z_dim, kernel_size, depth, weight_init, last, channels=channels,
+                                    widths=(256, 128, 64), start=4),
                 dcgan_004_discriminator(kernel_size, depth, weight_init, channels, sizes=(32, 16, 8, 4)))
     if arch.startswith("dcgan-004"):
         upsample = arch.endswith("upsample")
@@ -223,39 +224,25 @@ def mlp_001(z_dim: int, depth: int, weight_init, last=Tanh, image_shape=IMAGE_SH
 
 
 def dcgan_004_generator(z_dim: int, kernel_size: int, depth: int, weight_init, last=Tanh, upsample=False,
-                        channels=1):
-    """Report 004: Dense to 7x7x128, then 128 -> 64 (7 -> 14) and 64 -> 1 (14 -> 28) by stride-2 transposed
-    convolutions, or by 2x upsampling + convolution; BatchNorm and LeakyReLU 0.3 between."""
+                        channels=1, widths=(128, 64), start=7):
+    """Report 004: Dense to 7x7x128, then 128 -> 64 (7 -> 14) and 64 -> C (14 -> 28) by stride-2 transposed
+    convolutions, or by 2x upsampling + convolution; BatchNorm and LeakyReLU 0.3 between. With ``widths``
+    (256, 128, 64) and ``start`` 4, report 004's colour G: 4 -> 8 -> 16 -> 32."""
     padding = kernel_size // 2
-    layers = [Dense(z_dim, 7 * 7 * 128, bias=False, weight_init=weight_init), BatchNorm(7 * 7 * 128),
-              LeakyReLU(0.3), Reshape((128, 7, 7))]
+    first = widths[0]
+    layers = [Dense(z_dim, start * start * first, bias=False, weight_init=weight_init),
+              BatchNorm(start * start * first), LeakyReLU(0.3), Reshape((first, start, start))]
     for _ in range(depth):
-        layers += [ConvTranspose2D(128, 128, kernel_size, stride=1, padding=padding, bias=False,
-                                   weight_init=weight_init), BatchNorm(128), LeakyReLU(0.3)]
-    for in_channels, out_channels in ((128, 64), (64, channels)):
+        layers += [ConvTranspose2D(first, first, kernel_size, stride=1, padding=padding, bias=False,
+                                   weight_init=weight_init), BatchNorm(first), LeakyReLU(0.3)]
+    for index, (in_channels, out_channels) in enumerate(zip(widths, [*widths[1:], channels])):
         if upsample:
             layers += [UpSample2D(2), Conv2D(in_channels, out_channels, kernel_size, padding=padding, bias=False,
                                              weight_init=weight_init)]
         else:
             layers += [ConvTranspose2D(in_channels, out_channels, kernel_size, stride=2, padding=padding,
                                        output_padding=1, bias=False, weight_init=weight_init)]
-        layers += [BatchNorm(out_channels), LeakyReLU(0.3)] if in_channels == 128 else [last()]
-    return Sequential(layers)
-
-
-def dcgan_004_cifar_generator(z_dim: int, kernel_size: int, depth: int, weight_init, last=Tanh, channels=3):
-    """Report 004's colour G: Dense to 4x4x256, then 256 -> 128 (4 -> 8), 128 -> 64 (8 -> 16) and 64 -> C
-    (16 -> 32) by stride-2 transposed convolutions; BatchNorm and LeakyReLU 0.3 between."""
-    padding = kernel_size // 2
-    layers = [Dense(z_dim, 4 * 4 * 256, bias=False, weight_init=weight_init), BatchNorm(4 * 4 * 256),
-              LeakyReLU(0.3), Reshape((256, 4, 4))]
-    for _ in range(depth):
-        layers += [ConvTranspose2D(256, 256, kernel_size, stride=1, padding=padding, bias=False,
-                                   weight_init=weight_init), BatchNorm(256), LeakyReLU(0.3)]
-    for in_channels, out_channels in ((256, 128), (128, 64), (64, channels)):
-        layers += [ConvTranspose2D(in_channels, out_channels, kernel_size, stride=2, padding=padding,
-                                   output_padding=1, bias=False, weight_init=weight_init)]
-        layers += [BatchNorm(out_channels), LeakyReLU(0.3)] if in_channels > 64 else [last()]
+        layers += [BatchNorm(out_channels), LeakyReLU(0.3)] if index < len(widths) - 1 else [last()]
     return Sequential(layers)
 
 
