@@ -132,9 +132,13 @@ def uint8_shape(image_shape) -> tuple:
     return (height, width) if channels == 1 else (height, width, channels)
 
 
+def has_cifar_folder(directory: Path) -> bool:
+    """Whether ``directory`` holds an extracted cifar-10-batches-py folder with all six batches."""
+    return all((directory / CIFAR_FOLDER / name).is_file() for names in CIFAR_BATCHES.values() for name in names)
+
+
 def missing_files(directory: Path, dataset: str = "mnist"):
-    if dataset == "cifar10" and all((directory / CIFAR_FOLDER / name).is_file()
-                                    for names in CIFAR_BATCHES.values() for name in names):
+    if dataset == "cifar10" and has_cifar_folder(directory):
         return []
     return [name for name in DATASETS[dataset]["files"] if not (directory / name).is_file()]
 
@@ -276,8 +280,8 @@ def read_cifar(directory: Path) -> dict:
         return arrays
 
     folder = directory / CIFAR_FOLDER
-    if all((folder / name).is_file() for names in CIFAR_BATCHES.values() for name in names):
-        return read_all(lambda name: open(folder / name, "rb"), str(folder))
+    if has_cifar_folder(directory):
+        return read_all(lambda name: io.BytesIO((folder / name).read_bytes()), str(folder))
     path = directory / CIFAR_ARCHIVE
     try:
         with tarfile.open(path, "r:gz") as archive:
