@@ -97,6 +97,10 @@ def test_the_run_samples_from_the_average_and_keeps_both_generators(tmp_path, ca
     averaged, live = (data.to_uint8(gan.generate(z, generator=g)) for g in (gan.average_generator, gan.generator))
     np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), averaged)
     assert not np.array_equal(averaged, live)
+    # `--which trained` sets the average aside: the pictures are G's own, to measure what the average adds
+    assert run_main(capsys, "sample", "--checkpoint", run, "--n", 8, "--which", "trained",
+                    "--out", tmp_path / "t.npy")[0] == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "t.npy"), live)
 
 
 @requires_mnist

@@ -215,8 +215,10 @@ def parse_digits(text):
     return digits
 
 
-WHICH = click.option("--which", type=click.Choice(["last", "best"]), default="last", show_default=True,
-                     help="The last epoch's generator, or the best-FID one (runs trained with --eval-every).")
+WHICH = click.option("--which", type=click.Choice(["last", "best", "trained"]), default="last", show_default=True,
+                     help="The last epoch's generator (its weight average when trained with --ema), the best-FID "
+                          "one (runs trained with --eval-every), or the last epoch's trained weights without "
+                          "the average.")
 
 
 @cli.command()

@@ -164,13 +164,17 @@ def load_state(part, arrays, path: Path):
 
 
 def load_generator(run_dir: Path, which: str = "last"):
-    """(gan, config, epoch): a run's GAN on the current device, with the last or the best-FID generator."""
+    """(gan, config, epoch): a run's GAN on the current device, whose sampler is the last epoch's generator
+    (its weight average when trained with --ema), the best-FID one, or ("trained") the last epoch's own
+    weights without the average, which shows what the average adds."""
     config = load_config(run_dir)
     gan = build_gan(config)
-    if which == "last":
+    if which in ("last", "trained"):
         meta, arrays = load_checkpoint(run_dir)
         load_state(gan, arrays, Path(run_dir) / CHECKPOINT)
         epoch = meta["epoch"]
+        if which == "trained":
+            gan.average_generator = None
     elif which == "best":   # best.npz alone: it still serves when the checkpoint is damaged
         path = Path(run_dir) / BEST
         if not path.is_file():
@@ -182,7 +186,7 @@ def load_generator(run_dir: Path, which: str = "last"):
         load_state(gan.sampler, best, path)
         epoch = best_meta["epoch"]
     else:
-        raise ValueError(f"--which must be best or last, got {which!r}")
+        raise ValueError(f"--which must be last, best or trained, got {which!r}")
     return gan, config, epoch
 
 
