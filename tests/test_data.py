@@ -64,6 +64,18 @@ def test_a_named_directory_is_used_or_refused_never_swapped(clean_environment, m
     assert data.find_directory("mnist") == cache
 
 
+def test_a_named_directory_reads_each_dataset_from_its_own_subfolder(clean_environment, monkeypatch):
+    root = clean_environment / "data"
+    for name in ("mnist", "fashion-mnist"):
+        (root / name).mkdir(parents=True)
+    assert data.chosen_directory("fashion-mnist", root) == (root / "fashion-mnist", True)
+    monkeypatch.setenv("TINYGAN_DATA", str(root))
+    assert data.chosen_directory("mnist") == (root / "mnist", True)
+    assert data.chosen_directory("cifar10") == (root, True)   # no subfolder: the directory itself
+    with pytest.raises(data.DataError, match=r"fashion-mnist lacks train-images"):
+        data.load("fashion-mnist")
+
+
 def test_a_named_directory_without_the_files_says_which_are_missing(clean_environment):
     empty = clean_environment / "empty"
     empty.mkdir()

@@ -113,12 +113,16 @@ def cache_directory(dataset: str) -> Path:
 
 
 def chosen_directory(dataset: str, data_dir=None):
-    """(directory, named): the one directory this call reads, and whether the user named it."""
-    if data_dir:
-        return Path(data_dir), True
-    if os.environ.get("TINYGAN_DATA"):
-        return Path(os.environ["TINYGAN_DATA"]), True
-    return cache_directory(dataset), False
+    """(directory, named): the one directory this call reads, and whether the user named it.
+
+    A named directory with a subfolder called after the dataset (mnist/, fashion-mnist/, cifar10/) is read
+    there, so one --data-dir or TINYGAN_DATA serves every dataset: MNIST and Fashion-MNIST files have the
+    same names and cannot share a folder."""
+    named = data_dir or os.environ.get("TINYGAN_DATA")
+    if not named:
+        return cache_directory(dataset), False
+    own = Path(named) / dataset
+    return (own if own.is_dir() else Path(named)), True
 
 
 def image_shape(dataset: str) -> tuple:
