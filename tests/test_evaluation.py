@@ -11,7 +11,7 @@ from test_cli import QUICK, run_main
 from tinygan import classifier, data, evaluation
 
 pytestmark = requires_mnist
-N = 1000    # evaluation.MIN_IMAGES: the smallest n eval accepts, and the quickest
+N = 1000    # evaluation.COMPARABLE_IMAGES: the fewest whose figures tell GANs apart, and the quickest
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +117,14 @@ def test_eval_of_a_npy_file_prints_the_table_and_writes_json(tmp_path, capsys, m
     assert set(evaluation.KEYS) <= set(record) and record["n"] == N and record["dataset"] == "mnist"
     assert len(record["class_histogram"]) == 10 and record["fid"] < 6
     assert record["reference"]["n"] == N and "numpy" in record["versions"]
+
+
+def test_fewer_than_a_thousand_images_are_measured_with_a_warning(tmp_path, capsys, mnist):
+    source = tmp_path / "few.npy"
+    np.save(source, data.to_uint8(mnist.test_images[:evaluation.MIN_IMAGES]))
+    code, out, err = run_main(capsys, "eval", source, "--data-dir", SHARED_MNIST)
+    assert code == 0 and "evaluated 200 images" in out
+    assert err.strip() == evaluation.few_images_warning(200) and "at least 1,000" in err
 
 
 def test_eval_of_a_run_directory_writes_eval_json_inside(tmp_path, capsys):

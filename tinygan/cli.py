@@ -113,7 +113,8 @@ def cli():
               help="Measure FID, KID, precision, recall and classes every N epochs and at the last; 0: never "
                    "[default: 1 for the DCGANs, 5 for the MLPs].")
 @click.option("--eval-samples", type=click.IntRange(min=evaluation.MIN_IMAGES), default=EVAL_SAMPLES,
-              show_default=True, help="Generated images per measurement (compare FIDs only at equal numbers).")
+              show_default=True, help="Generated images per measurement (compare FIDs only at equal numbers; "
+                                      "fewer than 1,000 only check that the pipeline runs).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory [default: runs/<arch>-<date>-<time>].")
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
@@ -162,6 +163,8 @@ def train(context, **options):
             if not options["eval_every"] and not options["quiet"]:
                 click.echo(f"quality is not measured: {options['dataset']} has no classifier yet (make one with "
                            f"`python -m tinygan classifier --dataset {options['dataset']}`)")
+        if options["eval_every"] and evaluation.few_images_warning(options["eval_samples"]):
+            click.echo(evaluation.few_images_warning(options["eval_samples"]), err=True)
         if options["out"] is None:
             options["out"] = str(Path("runs") / f"{options['arch']}-{time.strftime('%Y%m%d-%H%M%S')}")
         trainer = Trainer(options, log=click.echo)
@@ -370,6 +373,8 @@ def evaluate(source, n, json_path, dataset, data_dir, device, seed, which, neare
         evaluation.check_count(len(pictures))
     else:
         raise click.UsageError(f"SOURCE must be a run directory or a .npy file, got {source}")
+    if evaluation.few_images_warning(len(pictures)):
+        click.echo(evaluation.few_images_warning(len(pictures)), err=True)
     if nearest_neighbour and asked is None:
         raise click.UsageError("--nearest-neighbour needs a conditional run directory: its samples carry labels")
     start = time.perf_counter()

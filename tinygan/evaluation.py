@@ -32,7 +32,8 @@ import numpy as np
 from . import classifier, data, metrics
 from .files import write_atomically
 
-MIN_IMAGES = 1000     # FID's bias and noise at smaller n swamp the differences between GANs
+COMPARABLE_IMAGES = 1000   # below this, FID's bias and noise swamp the differences between GANs
+MIN_IMAGES = 200           # below this, even a pipeline check learns nothing: a hard floor
 REFERENCE_SEED = 0    # which training images stand in for "real" in the floor
 MEMORISATION_SAMPLES = 2000   # images whose nearest training image is searched (memorisation_sample)
 KEYS = ("n", "fid", "kid", "kid_std", "precision", "recall", "confidence", "class_entropy_bits",
@@ -85,8 +86,16 @@ def as_model_images(array, name="the images", shape=(1, 28, 28)):
 
 def check_count(n):
     if n < MIN_IMAGES:
-        raise EvaluationError(f"{n} images are too few for a stable FID: give at least {MIN_IMAGES:,} "
+        raise EvaluationError(f"{n} images are too few for a stable FID: give at least {COMPARABLE_IMAGES:,} "
                               f"(10,000 is the usual; compare FIDs only at equal n)")
+
+
+def few_images_warning(n):
+    """A line for figures on fewer images than can tell GANs apart (a smoke test's), else None."""
+    if n < COMPARABLE_IMAGES:
+        return (f"warning: FID and KID on {n:,} images are biased upward and noisy: they check that a pipeline "
+                f"runs; compare GANs on at least {COMPARABLE_IMAGES:,} images (10,000 is the usual)")
+    return None
 
 
 def _cache_directory() -> Path:
