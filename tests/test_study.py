@@ -9,7 +9,8 @@ import time
 import pytest
 
 from conftest import SHARED_MNIST, requires_mnist
-from tinygan import cli, study
+from test_cli import run_main
+from tinygan import classifier, cli, data, study
 
 
 def tinygan(*arguments):
@@ -102,3 +103,43 @@ def test_several_seeds_give_mean_plus_minus_std_cells():
     assert study._cell(12.3456, 0.789, "{:.2f}") == "12.35 ± 0.79"
     assert study._cell(12.3456, None, "{:.2f}") == "12.35" and study._cell(None, None, "{:.2f}") == "-"
     assert study._mean_std([1.0, 3.0]) == (2.0, 2 ** 0.5) and study._mean_std([None]) == (None, None)
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    """One --data-dir for every dataset, each in its own subfolder. There is no Fashion-MNIST copy here, so
+    MNIST's files stand in for it (the format is the same), with a briefly trained classifier of its own,
+    kept for this test only."""
+    root = tmp_path / "data"
+    root.mkdir()
+    for name in ("mnist", "fashion-mnist"):
+        (root / name).symlink_to(SHARED_MNIST, target_is_directory=True)
+    weights = classifier.weights_path("fashion-mnist")
+    assert not weights.exists()
+    trained = classifier.train("fashion-mnist", root, epochs=1, limit=512, log=lambda *_: None)
+    classifier.save(trained, weights)
+    yield root
+    weights.unlink()
+
+
+OTHER_STUDIES = [name for name in study.STUDIES if name != "vanilla-vs-dcgan"]   # the test above runs that one
+
+
+@requires_mnist
+@pytest.mark.parametrize("name", OTHER_STUDIES)
+def test_every_study_trains_measures_and_summarises_on_the_tiny_profile(name, tmp_path, capsys, request):
+    """Each run's train command, run in this process (the study runner itself is tested above), then the
+    summary from the run directories: a measured row per setting, and every figure."""
+    root = request.getfixturevalue("data_root") if name == "datasets" else SHARED_MNIST
+    plans = study.plans(name, 1, "tiny", tmp_path, ["--data-dir", str(root)])
+    for plan in plans:
+        code, _, err = run_main(capsys, *study.next_command(plan))
+        assert code == 0, f"{plan.label}: {err}"
+        assert study.next_command(plan) is None
+    code, out, err = run_main(capsys, "study", name, "--profile", "tiny", "--collect", "--out", tmp_path)
+    assert code == 0, err
+    table = [line.split("|") for line in out.splitlines() if line.startswith("| `")]
+    assert [row[1].strip() for row in table] == [f"`{label}`" for label in study.STUDIES[name].settings]
+    assert all(re.match(r"\d+\.\d\d$", row[3].strip()) for row in table), out   # a FID each
+    for figure in ("study.md", "study.csv", "fid_vs_epoch.png", "samples.png"):
+        assert (tmp_path / name / figure).stat().st_size > 0

@@ -28,6 +28,7 @@ torchvision and Keras leave one) is read as well.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -196,7 +197,19 @@ def download_file(name: str, directory: Path, mirror_urls, expected, timeout=30.
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
-    """The array in one gzip-compressed IDX file, with every way it can be broken named."""
+    """The array in one gzip-compressed IDX file (read-only), with every way it can be broken named.
+
+    A file read before, unchanged since (same size and modification time), is not decompressed again:
+    a training and its measurements, or a study's runs in one process, load the dataset several times."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing") from None
+    return _read_idx_unchanged(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, magic)
+
+
+@functools.lru_cache(maxsize=8)   # the four files of two datasets
+def _read_idx_unchanged(path: str, size: int, mtime_ns: int, magic: int) -> np.ndarray:
     try:
         with gzip.open(path, "rb") as stream:
             raw = stream.read()
