@@ -31,7 +31,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from tinygan import backend, kernels, models, threads
+from tinygan import backend, evaluation, kernels, models, threads
 from tinygan.gan import GAN
 from tinygan.kernels import reference
 from tinygan.trainer import library_versions
@@ -253,7 +253,7 @@ def eval_rows(data_dir, n=10_000):
     cold (the real side computed, as on a first call) and warm (the real side from the cache), with the parts."""
     import tempfile
 
-    from tinygan import data, evaluation
+    from tinygan import data
     try:
         images = data.load("mnist", data_dir, download=False).test_images[:n]
     except data.DataError as error:
@@ -349,7 +349,7 @@ def print_report(report):
               default=str(SHARED_MNIST) if SHARED_MNIST.is_dir() else None,
               help="MNIST for the eval section [default: ../shared/data/mnist beside the checkout, else the search "
                    "order of `train`].")
-@click.option("--eval-images", type=click.IntRange(min=1000), default=10_000, show_default=True,
+@click.option("--eval-images", type=click.IntRange(min=evaluation.MIN_IMAGES), default=10_000, show_default=True,
               help="Images the eval section measures.")
 def main(device, full, no_torch, json_path, only, repeats, data_dir, eval_images):
     """Time tinygan's kernels, layers and training steps (see benchmarks/run.py)."""

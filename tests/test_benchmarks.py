@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_benchmark_writes_every_section(tmp_path):
     path = tmp_path / "report.json"
     result = subprocess.run([sys.executable, "-m", "benchmarks", "--repeats", "1", "--no-torch", "--json", str(path),
-                             "--eval-images", "1000"],
+                             "--eval-images", "200"],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     report = json.loads(path.read_text())
@@ -33,7 +33,7 @@ def test_benchmark_writes_every_section(tmp_path):
     assert "tinygan / torch" not in result.stdout and "training step" in result.stdout
     if SHARED_MNIST.is_dir():
         for state in ("cold", "warm"):
-            assert report["eval"][state]["n"] == 1000 and report["eval"][state]["seconds"] > 0
+            assert report["eval"][state]["n"] == 200 and report["eval"][state]["seconds"] > 0
             parts = set(report["eval"][state]["parts"])
             assert {"features", "fid", "kid", "precision/recall", "nearest train"} <= parts
 

@@ -180,7 +180,7 @@ def test_colour_images_end_to_end_classifier_train_and_sample(tmp_path):
     assert f"wrote {tmp_path}/cache/tinygan/classifiers/cifar10_classifier.npz" in out
     run = tmp_path / "run"
     tinygan("train", "--dataset", "cifar10", "--data-dir", data_dir, "--arch", "dcgan-004-cifar", "--epochs", 1,
-            "--limit", 320, "--eval-samples", 1000, "--out", run, "--quiet", env=env)
+            "--limit", 320, "--eval-samples", 200, "--out", run, "--quiet", env=env)
     grid = np.asarray(Image.open(run / "samples" / "epoch_001.png"))
     assert grid.shape == (8 * 34 + 2, 8 * 34 + 2, 3)   # 8x8 colour tiles of 32 pixels, 2 between
     header, measured = (run / "metrics.csv").read_text().splitlines()

@@ -131,10 +131,10 @@ def test_eval_of_a_run_directory_writes_eval_json_inside(tmp_path, capsys):
     run_dir = tmp_path / "run"
     code, _, err = run_main(capsys, "train", "--arch", "mlp", "--epochs", 1, "--out", run_dir, "--quiet", *QUICK)
     assert code == 0, err
-    code, out, err = run_main(capsys, "eval", run_dir, "--n", N)
+    code, out, err = run_main(capsys, "eval", run_dir, "--n", evaluation.MIN_IMAGES)
     assert code == 0, err
     record = json.loads((run_dir / "eval.json").read_text())
-    assert record["n"] == N and record["which"] == "last" and record["fid"] > record["reference"]["fid"]
+    assert record["n"] == evaluation.MIN_IMAGES and record["which"] == "last" and record["fid"] > record["reference"]["fid"]
     assert "epoch 1 (last)" in out
 
 
@@ -162,7 +162,7 @@ def test_train_measures_quality_keeps_the_best_generator_and_compare_reads_it(tm
     for lr in ("2e-4", "1e-3"):
         run_dir = tmp_path / f"lr{lr}"
         code, out, err = run_main(capsys, "train", *QUICK, "--arch", "mlp", "--epochs", 3, "--eval-every", 2,
-                                  "--eval-samples", N, "--lr", lr, "--out", run_dir)
+                                  "--eval-samples", evaluation.MIN_IMAGES, "--lr", lr, "--out", run_dir)
         assert code == 0, err
         runs.append(run_dir)
         with open(run_dir / "metrics.csv") as stream:

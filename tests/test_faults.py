@@ -320,7 +320,7 @@ def test_sample_memory_does_not_grow_with_n(finished_run, tmp_path):
 def test_the_best_generator_still_samples_when_the_checkpoint_is_damaged(tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert run_main(capsys, "train", *QUICK, "--arch", "mlp", "--epochs", 1, "--eval-every", 1,
-                    "--eval-samples", 1000, "--quiet", "--out", run_dir)[0] == 0
+                    "--eval-samples", 200, "--quiet", "--out", run_dir)[0] == 0
     (run_dir / "checkpoint.npz").write_bytes(b"")
     code, out, err = run_main(capsys, "sample", "--checkpoint", run_dir, "--which", "best", "--n", 8,
                               "--out", tmp_path / "best.npy")
