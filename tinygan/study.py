@@ -85,13 +85,13 @@ STUDIES = {
 
 # (images, epochs) per network family and profile; None: the whole training set.
 PROFILES = {
-    "tiny": {"mlp": (256, 1), "dcgan": (256, 1)},              # the test suite: a few seconds a run
+    "tiny": {"mlp": (128, 1), "dcgan": (128, 1)},              # the test suite: a few seconds a run
     "quick": {"mlp": (None, 10), "dcgan": (12_800, 3)},         # a 2-core CPU: minutes a run
     "full": {"mlp": (None, 100), "dcgan": (None, 30)},          # the reports' length: a GPU
 }
 # Generated images per measurement, where not train's default 2,000: tiny's figures only show that the
 # study runs (train warns that so few images cannot tell GANs apart).
-EVAL_SAMPLES = {"tiny": 256}
+EVAL_SAMPLES = {"tiny": 200}
 
 
 class StudyError(ValueError):
@@ -136,8 +136,9 @@ def plans(name, seeds, profile, out, extra=()) -> list[Plan]:
         arch = options[options.index("--arch") + 1]
         images_count, epochs = PROFILES[profile]["mlp" if arch.startswith("mlp") else "dcgan"]
         sized = [*options, "--epochs", str(epochs * study.epochs_factor), "--eval-every", "1", "--quiet"]
-        if images_count is not None:
-            sized += ["--limit", str(images_count)]
+        if images_count is not None:   # at least one batch, which train asks of --limit
+            batch = int(options[options.index("--batch-size") + 1]) if "--batch-size" in options else 0
+            sized += ["--limit", str(max(images_count, batch))]
         if profile in EVAL_SAMPLES:
             sized += ["--eval-samples", str(EVAL_SAMPLES[profile]), "--eval-images", "64"]
         for seed in range(seeds):
