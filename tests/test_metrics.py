@@ -78,6 +78,22 @@ def test_kid_is_unbiased_on_two_samples_of_one_distribution():
     assert biased > metrics._polynomial_mmd2(x, y) + 10 * standard_error
 
 
+@pytest.mark.parametrize("whole_matrix", [True, False])
+def test_kid_is_the_mean_of_each_subsets_mmd(whole_matrix, monkeypatch):
+    """The shared-kernel computation gives what the plain definition gives: one MMD^2 per drawn subset."""
+    if not whole_matrix:
+        monkeypatch.setattr(metrics, "CHUNK_ELEMENTS", 10)   # every block computed subset by subset
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((300, 5)), rng.standard_normal((120, 5)) + 0.2
+    draws = metrics.kid_draws(len(a), len(b), subsets=7, subset_size=50, seed=2)
+    plain = [metrics._polynomial_mmd2(a[rows_a], b[rows_b]) for rows_a, rows_b in draws]
+    expected = (np.mean(plain), np.std(plain))
+    np.testing.assert_allclose(metrics.kid(a, b, subsets=7, subset_size=50, seed=2), expected, rtol=1e-12)
+    within_a = metrics.kid_within(a, [rows_a for rows_a, _ in draws])
+    np.testing.assert_allclose(metrics.kid(a, b, subsets=7, subset_size=50, seed=2, within_a=within_a), expected,
+                               rtol=1e-12)
+
+
 def test_kid_separates_different_distributions():
     rng = np.random.default_rng(4)
     same, same_std = metrics.kid(rng.standard_normal((3000, 8)), rng.standard_normal((3000, 8)))

@@ -165,6 +165,16 @@ class Evaluator:
                 "radii": metrics.kth_neighbour_radii(features),
                 "test_to_train_median": np.array(np.median(test_to_train))}
 
+    def _kid_within_real(self, n):
+        """KID's terms within the real features, for n generated images: the subsets are drawn by the two
+        sizes alone, so these are the same for every generated set of n (a third of KID's work)."""
+        def compute():
+            features = self.real_statistics()["features"]
+            draws = metrics.kid_draws(len(features), n)
+            return {"within": metrics.kid_within(features, [rows for rows, _ in draws])}
+
+        return self._cached(f"kid-real-{n}.npz", compute, _npz_bytes, _npz_arrays)["within"]
+
     # --- the metrics ------------------------------------------------------------------------------
     def evaluate(self, images, exclude_train=None, asked=None) -> dict:
         """Every metric for float32 images (n, C, H, W) in [-1, 1] (as_model_images makes them).
@@ -178,7 +188,8 @@ class Evaluator:
         mean, covariance = metrics.feature_statistics(features)
         result = {"n": len(images),
                   "fid": clock("fid", metrics.frechet_distance, real["mean"], real["covariance"], mean, covariance)}
-        result["kid"], result["kid_std"] = clock("kid", metrics.kid, real["features"], features)
+        result["kid"], result["kid_std"] = clock("kid", metrics.kid, real["features"], features,
+                                                 within_a=self._kid_within_real(len(features)))
         result["precision"], result["recall"] = clock("precision/recall", metrics.precision_recall,
                                                       real["features"], features, real_radii=real["radii"])
         result.update(metrics.class_statistics(probabilities))
