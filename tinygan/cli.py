@@ -163,8 +163,9 @@ def train(context, **options):
             if not options["eval_every"] and not options["quiet"]:
                 click.echo(f"quality is not measured: {options['dataset']} has no classifier yet (make one with "
                            f"`python -m tinygan classifier --dataset {options['dataset']}`)")
-        if options["eval_every"] and evaluation.few_images_warning(options["eval_samples"]):
-            click.echo(evaluation.few_images_warning(options["eval_samples"]), err=True)
+        warning = evaluation.few_images_warning(options["eval_samples"]) if options["eval_every"] else None
+        if warning:
+            click.echo(warning, err=True)
         if options["out"] is None:
             options["out"] = str(Path("runs") / f"{options['arch']}-{time.strftime('%Y%m%d-%H%M%S')}")
         trainer = Trainer(options, log=click.echo)
@@ -373,8 +374,9 @@ def evaluate(source, n, json_path, dataset, data_dir, device, seed, which, neare
         evaluation.check_count(len(pictures))
     else:
         raise click.UsageError(f"SOURCE must be a run directory or a .npy file, got {source}")
-    if evaluation.few_images_warning(len(pictures)):
-        click.echo(evaluation.few_images_warning(len(pictures)), err=True)
+    warning = evaluation.few_images_warning(len(pictures))
+    if warning:
+        click.echo(warning, err=True)
     if nearest_neighbour and asked is None:
         raise click.UsageError("--nearest-neighbour needs a conditional run directory: its samples carry labels")
     start = time.perf_counter()

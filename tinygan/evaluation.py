@@ -87,7 +87,8 @@ def as_model_images(array, name="the images", shape=(1, 28, 28)):
 def check_count(n):
     if n < MIN_IMAGES:
         raise EvaluationError(f"{n} images are too few for a stable FID: give at least {COMPARABLE_IMAGES:,} "
-                              f"(10,000 is the usual; compare FIDs only at equal n)")
+                              f"(10,000 is the usual, {MIN_IMAGES} only checks a pipeline; compare FIDs only at "
+                              f"equal n)")
 
 
 def few_images_warning(n):
