@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from conftest import IDLE_THREAD_POLICY
+from tinygan import threads
 from tinygan.threads import SETTINGS, started_as_program
 
 CLEAN = {key: value for key, value in os.environ.items() if key not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
@@ -42,3 +43,11 @@ def test_the_command_line_sets_the_policy_but_keeps_the_users_value():
 
 def test_the_suite_runs_under_the_policy_tinygans_programs_set():
     assert IDLE_THREAD_POLICY == SETTINGS
+
+
+def test_processes_run_at_once_each_get_their_share_of_the_cores(monkeypatch):
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 8)
+    shared = threads.share_of_cores(3, {"PATH": "/bin", "OPENBLAS_NUM_THREADS": "5"})
+    assert [shared[key] for key in threads.POOL_SIZES] == ["2", "2", "5", "2"]   # the user's 5 is kept
+    assert shared["PATH"] == "/bin"
+    assert threads.share_of_cores(16, {})["NUMBA_NUM_THREADS"] == "1"           # never 0

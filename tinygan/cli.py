@@ -445,7 +445,8 @@ def classifier_command(dataset, data_dir, seed, epochs, limit, out):
               help="How long each run trains: quick fits a 2-core CPU, full is the reports' length (a GPU), "
                    "tiny is for tests.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Train processes at once (each shares the machine's cores with the others).")
+              help="Train processes at once, each given its share of the cores (its thread pools sized to "
+                   "cores / N, unless you set NUMBA_NUM_THREADS and the like).")
 @click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Directory with the dataset's IDX files (else $TINYGAN_DATA, else the cache, else download).")

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import compare
+from . import compare, threads
 from .files import write_atomically
 from .trainer import CHECKPOINT, load_checkpoint, write_text_atomically
 
@@ -167,7 +167,8 @@ def shell_line(arguments) -> str:
 
 
 def run(plans_to_run, jobs=1, log=print):
-    """Train every unfinished run; jobs > 1 runs that many train processes at once."""
+    """Train every unfinished run; jobs > 1 runs that many train processes at once, each with its share
+    of the cores."""
     pending = [(plan, next_command(plan)) for plan in plans_to_run]
     pending = [(plan, command) for plan, command in pending if command is not None]
     skipped = len(plans_to_run) - len(pending)
@@ -180,7 +181,7 @@ def run(plans_to_run, jobs=1, log=print):
         log_path = plan.directory.parent / f"{plan.directory.name}.log"
         with open(log_path, "a") as stream:
             result = subprocess.run([sys.executable, "-m", "tinygan", *command], stdout=stream,
-                                    stderr=subprocess.STDOUT)
+                                    stderr=subprocess.STDOUT, env=threads.share_of_cores(jobs))
         if result.returncode in (130, -2):   # Ctrl-C reached the train process too: its checkpoint is intact
             raise KeyboardInterrupt
         if result.returncode != 0:

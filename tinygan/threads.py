@@ -24,6 +24,8 @@ SETTINGS = {
     "OMP_WAIT_POLICY": "PASSIVE",        # OpenMP (Numba's threading layer): sleep when idle
     "OPENBLAS_THREAD_TIMEOUT": "4",      # OpenBLAS: spin at most 2^4 cycles before sleeping
 }
+# The pools' sizes: every library reads its own variable.
+POOL_SIZES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 PROGRAMS = ("tinygan", "benchmarks")   # not benchmarks.torch_worker: PyTorch's reference runs with its defaults
 
 
@@ -43,3 +45,15 @@ if started_as_program(getattr(sys, "orig_argv", sys.argv)):
     for key, value in SETTINGS.items():
         if key not in os.environ:
             os.environ[key] = applied[key] = value
+
+
+def share_of_cores(processes, environment=None) -> dict:
+    """The environment for one of ``processes`` programs run at once: each pool sized to its share of the
+    cores (at least 1), where the user has not sized it. Unsized, every process starts a pool per core
+    and the pools of all of them fight for the same cores: two MLP trainings at once on 2 cores ran an
+    epoch 10 to 20 times slower than one alone."""
+    environment = dict(os.environ if environment is None else environment)
+    share = str(max(1, (os.cpu_count() or 1) // processes))
+    for key in POOL_SIZES:
+        environment.setdefault(key, share)
+    return environment
