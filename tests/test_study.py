@@ -10,7 +10,7 @@ import pytest
 
 from conftest import SHARED_MNIST, requires_mnist
 from test_cli import run_main
-from tinygan import classifier, cli, data, study
+from tinygan import classifier, cli, study
 
 
 def tinygan(*arguments):
