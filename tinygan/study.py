@@ -113,7 +113,12 @@ class Plan:
 
     @property
     def epochs(self) -> int:
-        return int(self.options[self.options.index("--epochs") + 1])
+        return int(option_value(self.options, "--epochs"))
+
+
+def option_value(options, flag, default=None):
+    """The value after ``flag`` in a list of command-line words, or ``default`` when the flag is absent."""
+    return options[options.index(flag) + 1] if flag in options else default
 
 
 def profile_text(name, profile) -> str:
@@ -133,11 +138,11 @@ def plans(name, seeds, profile, out, extra=()) -> list[Plan]:
         raise StudyError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
     study, result = STUDIES[name], []
     for label, options in study.settings.items():
-        arch = options[options.index("--arch") + 1]
+        arch = option_value(options, "--arch")
         images_count, epochs = PROFILES[profile]["mlp" if arch.startswith("mlp") else "dcgan"]
         sized = [*options, "--epochs", str(epochs * study.epochs_factor), "--eval-every", "1", "--quiet"]
         if images_count is not None:   # at least one batch, which train asks of --limit
-            batch = int(options[options.index("--batch-size") + 1]) if "--batch-size" in options else 0
+            batch = int(option_value(options, "--batch-size", 0))
             sized += ["--limit", str(max(images_count, batch))]
         if profile in EVAL_SAMPLES:
             sized += ["--eval-samples", str(EVAL_SAMPLES[profile]), "--eval-images", "64"]
