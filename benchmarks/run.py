@@ -343,6 +343,8 @@ def print_report(report):
               help="Where to write every figure [default: runs/benchmarks/<date>-<device>.json].")
 @click.option("--only", type=click.Choice(["kernels", "layers", "step", "eval"]), multiple=True,
               help="Run only these sections (repeatable).")
+@click.option("--arch", "archs", type=click.Choice(["mlp", "dcgan"]), multiple=True,
+              help="Time only these networks' layers and steps (repeatable) [default: both].")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="Timed calls per figure [default: 5, or 20 with --full].")
 @click.option("--data-dir", type=click.Path(file_okay=False),
@@ -351,7 +353,7 @@ def print_report(report):
                    "order of `train`].")
 @click.option("--eval-images", type=click.IntRange(min=evaluation.MIN_IMAGES), default=10_000, show_default=True,
               help="Images the eval section measures.")
-def main(device, full, no_torch, json_path, only, repeats, data_dir, eval_images):
+def main(device, full, no_torch, json_path, only, archs, repeats, data_dir, eval_images):
     """Time tinygan's kernels, layers and training steps (see benchmarks/run.py)."""
     try:
         backend.use_device(device)
@@ -360,10 +362,12 @@ def main(device, full, no_torch, json_path, only, repeats, data_dir, eval_images
     torch = None if no_torch else load_torch()
     bench = Bench(device, full, torch, repeats)
     sections = set(only) or {"kernels", "layers", "step", "eval"}
+    archs = [arch for arch in ("dcgan", "mlp") if arch in archs or not archs]
     now = datetime.datetime.now(datetime.timezone.utc)
     batches = (64, 128) if full else (64,)
     report = {"date": now.isoformat(timespec="seconds"), "machine": machine(device), "versions": dict(library_versions(), torch=torch.__version__ if torch else None),
               "settings": {"device": device, "full": full, "repeats": bench.repeats, "batches": list(batches),
+                           "archs": archs,
                            "cpu_kernels": kernels.cpu_kernels(), "threads": os.cpu_count(),
                            "environment": {k: os.environ.get(k) for k in
                                            ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "OMP_NUM_THREADS")}},
@@ -371,9 +375,9 @@ def main(device, full, no_torch, json_path, only, repeats, data_dir, eval_images
     if "kernels" in sections:
         report["kernels"] = kernel_rows(bench, 64)
     if "layers" in sections:
-        report["layers"] = [row for arch in ("dcgan", "mlp") for row in layer_rows(bench, arch, 64)]
+        report["layers"] = [row for arch in archs for row in layer_rows(bench, arch, 64)]
     if "step" in sections:
-        report["train_step"] = [step_rows(bench, arch, batch) for arch in ("mlp", "dcgan") for batch in batches]
+        report["train_step"] = [step_rows(bench, arch, batch) for arch in archs for batch in batches]
     if "eval" in sections:
         report["eval"] = eval_rows(data_dir, eval_images)
     report["memory"] = peak_memory(bench)

@@ -55,10 +55,12 @@ def test_pytorchs_step_runs_in_its_own_process_with_the_users_environment(tmp_pa
     path = tmp_path / "report.json"
     environment = {key: value for key, value in os.environ.items()
                    if key not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
-    result = subprocess.run([sys.executable, "-m", "benchmarks", "--repeats", "1", "--only", "step", "--json",
-                             str(path)], cwd=ROOT, capture_output=True, text=True, timeout=600, env=environment)
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "--repeats", "1", "--only", "step", "--arch", "mlp",
+                             "--json", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=600, env=environment)
     assert result.returncode == 0, result.stderr
-    for row in json.loads(path.read_text())["train_step"]:
+    rows = json.loads(path.read_text())["train_step"]
+    assert [(row["arch"], row["batch"]) for row in rows] == [("mlp", 64)]   # --arch: only the network asked for
+    for row in rows:
         assert row["torch_way"] in ("standard", "translated") and set(row["torch_ways_median"]) == {
             "standard", "translated"}
         assert row["ratio_to_torch"]["median"] > 0
