@@ -160,30 +160,39 @@ def _distance_chunks(queries, references):
         yield start, np.maximum(squared, 0, out=squared)
 
 
+def _shifted_products(queries, references, column_terms):
+    """(start, column_terms_j - 2 q.r_j for queries[start:start + CHUNK] and every reference j), per chunk.
+
+    |q - r_j|^2 = |q|^2 + |r_j|^2 - 2 q.r_j, and |q|^2 is the same for every j:
+    with column_terms = |r_j|^2 (plus any per-reference offset) the minimum or
+    argmin along a row is that of the distances, found with one matrix product
+    and two in-place passes instead of the five a distance matrix takes.
+    """
+    rows = _chunk_rows(references)
+    for start in range(0, len(queries), rows):
+        products = queries[start:start + rows] @ references.T
+        products *= -2
+        products += column_terms
+        yield start, products
+
+
 def _min_over_references(queries, references, offsets=None, exclude=None):
     """For each query q: min_j |q - r_j|^2 + offsets_j, without forming the distances one by one.
 
-    Per chunk: G = q.r (one matrix product), then in place G = |r_j|^2 + offsets_j
-    - 2 G, a minimum along the rows, and |q|^2 added to the minima: two passes
-    over G instead of the five a distance matrix and a comparison take. This is
-    what the nearest-neighbour distances (offsets 0) and the manifold test
-    (offsets -radius_j^2: inside a ball when the minimum is <= 0) both need.
+    This is what the nearest-neighbour distances (offsets 0) and the manifold
+    test (offsets -radius_j^2: inside a ball when the minimum is <= 0) both need.
     ``exclude[i]``: a reference index query i may not match (itself), or -1.
     """
     column_terms = _squared_norms(references)
     if offsets is not None:
         column_terms = column_terms + offsets
     minima = np.empty(len(queries), dtype=np.float64)
-    rows = _chunk_rows(references)
-    for start in range(0, len(queries), rows):
-        block = queries[start:start + rows]
-        products = block @ references.T
-        products *= -2
-        products += column_terms
+    for start, products in _shifted_products(queries, references, column_terms):
+        stop = start + len(products)
         if exclude is not None:
-            own = np.asarray(exclude[start:start + len(block)])
+            own = np.asarray(exclude[start:stop])
             products[np.flatnonzero(own >= 0), own[own >= 0]] = np.inf
-        minima[start:start + len(block)] = products.min(axis=1) + _squared_norms(block)
+        minima[start:stop] = products.min(axis=1) + _squared_norms(queries[start:stop])
     return minima
 
 
@@ -250,17 +259,11 @@ def nearest_distances(queries, references, exclude=None):
 def nearest_neighbour_labels(queries, references, reference_labels):
     """The label of each query's nearest reference in pixel space (a 1-nearest-neighbour classifier).
 
-    Per chunk of queries: |r|^2 - 2 q.r, whose argmin over r is the nearest
-    reference (|q|^2 is the same for every r and is left out).
+    The argmin over r of |r|^2 - 2 q.r is the nearest reference (_shifted_products).
     """
     queries = np.asarray(queries, dtype=np.float32).reshape(len(queries), -1)
     references = np.asarray(references, dtype=np.float32).reshape(len(references), -1)
-    column_terms = _squared_norms(references)
     nearest = np.empty(len(queries), dtype=np.int64)
-    rows = _chunk_rows(references)
-    for start in range(0, len(queries), rows):
-        products = queries[start:start + rows] @ references.T
-        products *= -2
-        products += column_terms
+    for start, products in _shifted_products(queries, references, _squared_norms(references)):
         nearest[start:start + len(products)] = products.argmin(axis=1)
     return np.asarray(reference_labels)[nearest]
