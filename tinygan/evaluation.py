@@ -126,6 +126,7 @@ class Evaluator:
         self.dataset = data.load(dataset, data_dir)
         self.use_cache = cache
         self._real = None
+        self._kid_within = {}   # n -> KID's real-side terms (_kid_within_real)
         self.timings = {}   # seconds of each part of the last evaluate()
 
     # --- the real side, computed once -------------------------------------------------------------
@@ -174,7 +175,9 @@ class Evaluator:
             draws = metrics.kid_draws(len(features), n)
             return {"within": metrics.kid_within(features, [rows for rows, _ in draws])}
 
-        return self._cached(f"kid-real-{n}.npz", compute, _npz_bytes, _npz_arrays)["within"]
+        if n not in self._kid_within:   # a training measures every epoch at the same n: read the file once
+            self._kid_within[n] = self._cached(f"kid-real-{n}.npz", compute, _npz_bytes, _npz_arrays)["within"]
+        return self._kid_within[n]
 
     # --- the metrics ------------------------------------------------------------------------------
     def evaluate(self, images, exclude_train=None, asked=None) -> dict:
