@@ -21,8 +21,8 @@ from . import (__version__, backend, classifier, compare, data, evaluation, exer
 from . import probe as probe_module
 from .files import DirectoryInUse, write_atomically
 from .gan import NOISE_KINDS
-from .trainer import (DEFAULT_EMA, EVAL_SAMPLES, Trainer, TrainingStopped, default_eval_every, library_versions,
-                      load_config, load_generator, write_text_atomically)
+from .trainer import (DEFAULT_EMA, DEFAULT_LR, EVAL_SAMPLES, Trainer, TrainingStopped, default_eval_every,
+                      library_versions, load_config, load_generator, write_text_atomically)
 
 # Errors that a user's input causes; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, data.DataError, backend.BackendError, classifier.ClassifierError, DirectoryInUse,
@@ -61,8 +61,8 @@ def cli():
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Total epochs.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=None,
               help="Images per step [default: 64; the report's own for mlp-001, 128].")
-@click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=2e-4, show_default=True,
-              help="Adam learning rate of both networks.")
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=DEFAULT_LR, show_default=True,
+              help="Adam learning rate of both networks (the reports used 2e-4; docs/defaults.md says why not).")
 @click.option("--lr-d", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Discriminator's learning rate, if not --lr (two time-scale rule).")
 @click.option("--lr-g", type=FiniteFloat(min=0, min_open=True), default=None,
