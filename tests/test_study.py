@@ -29,12 +29,14 @@ def test_every_study_plans_train_commands_that_train_accepts(name, profile, tmp_
         assert command[0] == "train" and "--eval-every" in command
         with cli.train.make_context("train", command[1:]) as context:   # click parses it as `train` would
             assert context.params["seed"] == plan.seed and context.params["epochs"] == plan.epochs
-            # the report's batch and learning rate, said in the command, whatever tinygan's own defaults
+            # the report's batch, learning rate and pixels, said in the command, whatever tinygan's own defaults
             arch, setting = context.params["arch"], study.STUDIES[name].settings[plan.label]
-            asked = study.option_value(setting, "--batch-size")
-            expected = int(asked) if asked else 128 if arch.startswith("mlp-001") else 64
-            assert context.params["batch_size"] == expected
+            report_001 = arch.startswith("mlp-001")
+            assert context.params["batch_size"] == int(study.option_value(setting, "--batch-size",
+                                                                          128 if report_001 else 64))
             assert context.params["lr"] == float(study.option_value(setting, "--lr", 2e-4))
+            assert context.params["pixel_range"] == study.option_value(setting, "--pixel-range",
+                                                                       "0,1" if report_001 else "-1,1")
 
 
 def test_print_commands_prints_one_train_line_per_run(tmp_path):

@@ -59,8 +59,7 @@ def cli():
               help="Architecture of the reports.")
 @click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Total epochs.")
-@click.option("--batch-size", type=click.IntRange(min=2), default=None,
-              help="Images per step [default: 64; the report's own for mlp-001, 128].")
+@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True, help="Images per step.")
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=DEFAULT_LR, show_default=True,
               help="Adam learning rate of both networks (the reports used 2e-4; docs/defaults.md says why not).")
 @click.option("--lr-d", type=FiniteFloat(min=0, min_open=True), default=None,
@@ -84,8 +83,8 @@ def cli():
 @click.option("--dataset", type=click.Choice(list(data.DATASETS)), default="mnist", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Directory with the dataset's files (else $TINYGAN_DATA, else the cache, else download).")
-@click.option("--pixel-range", type=click.Choice(list(data.PIXEL_RANGES)), default=None,
-              help="Scale pixels to [-1, 1] or [0, 1] [default: -1,1; 0,1 for mlp-001, as its report].")
+@click.option("--pixel-range", type=click.Choice(list(data.PIXEL_RANGES)), default="-1,1", show_default=True,
+              help="Scale pixels to [-1, 1] or [0, 1].")
 @click.option("--conditional", is_flag=True,
               help="Both networks also see the digit's class (one-hot); `sample --digit 7` then asks for a 7.")
 @click.option("--no-bn-affine", "generator_bn_affine", flag_value=False, default=True,
@@ -141,9 +140,6 @@ def train(context, **options):
         options.pop("resume")
         options["depth"] = models.default_depth(options["arch"]) if options["depth"] is None else options["depth"]
         options["init"] = options["init"] or models.default_init(options["arch"])
-        report = models.REPORT_SETTINGS.get(options["arch"], {})
-        options["batch_size"] = options["batch_size"] or report.get("batch_size", 64)
-        options["pixel_range"] = options["pixel_range"] or report.get("pixel_range", "-1,1")
         options["output"] = options["output"] or models.default_output(options["pixel_range"])
         if options["noise"] != "poisson":
             for name, default in (("poisson_rate", 1.0), ("standardize_noise", True)):

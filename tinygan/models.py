@@ -22,9 +22,11 @@ The reports' own networks, where they differ from the common ones above (the
 reports' Keras models, so Glorot uniform weights, Keras's default):
 
 * ``mlp-001`` (report 001): G 100 -> 256 -> 512 -> 1024 -> 784 with LeakyReLU
-  0.3, D 784 -> 1024 -> 512 -> 256 -> 1 with LeakyReLU 0.2 and Dropout 0.3,
-  batch 128, pixels in [0, 1]; ``mlp-001-deep`` has two more 1024-unit layers
-  in each network.
+  0.3, D 784 -> 1024 -> 512 -> 256 -> 1 with LeakyReLU 0.2 and Dropout 0.3;
+  ``mlp-001-deep`` has two more 1024-unit layers in each network. The report
+  trained them at batch 128 on pixels in [0, 1] (REPORT_SETTINGS, which the
+  studies use); ``train`` does not, since there D wins within the first epoch
+  (docs/defaults.md).
 * ``dcgan-004`` (report 004): D with two stride-2 convolutions of 32 and 64
   filters; G from a dense layer to 7x7x128 and two stride-2 transposed
   convolutions; LeakyReLU 0.3 throughout. ``dcgan-004-upsample``: the same G
@@ -51,7 +53,7 @@ SLOPE = 0.2          # LeakyReLU's negative slope in the common networks
 DROPOUT = 0.3        # in the discriminators
 INITS = {"normal": dcgan_normal, "glorot": glorot_uniform}
 OUTPUTS = {"tanh": Tanh, "sigmoid": Sigmoid}
-# The training settings a report's network came with, where they differ from train's defaults.
+# The training settings a report's network came with, where they differ from the other reports' (study.REPORTS).
 REPORT_SETTINGS = {"mlp-001": {"batch_size": 128, "pixel_range": "0,1"},
                    "mlp-001-deep": {"batch_size": 128, "pixel_range": "0,1"}}
 

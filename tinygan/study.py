@@ -89,11 +89,10 @@ PROFILES = {
     "quick": {"mlp": (None, 10), "dcgan": (12_800, 3)},         # a 2-core CPU: minutes a run
     "full": {"mlp": (None, 100), "dcgan": (None, 30)},          # the reports' length: a GPU
 }
-# The reports trained every network with Adam at 2e-4 and at batch 64 but report 001's MLPs (128,
-# models.REPORT_SETTINGS). A study reproduces a report's comparison under the report's settings, so its runs say
-# them: tinygan's own defaults differ (docs/defaults.md), and a study's results must not move when they change.
-REPORTS_BATCH_SIZE = 64
-REPORTS_LR = 2e-4
+# The reports trained every network with Adam at 2e-4, at batch 64 and on pixels in [-1, 1], but report 001's
+# MLPs (models.REPORT_SETTINGS). A study reproduces a report's comparison under the report's settings, so its runs
+# say them all: tinygan's own defaults differ (docs/defaults.md), and a study's results must not move when they do.
+REPORTS = {"batch_size": 64, "lr": 2e-4, "pixel_range": "-1,1"}
 # Generated images per measurement, where not train's default 2,000: tiny's figures only show that the
 # study runs (train warns that so few images cannot tell GANs apart).
 EVAL_SAMPLES = {"tiny": 200}
@@ -146,10 +145,10 @@ def plans(name, seeds, profile, out, extra=()) -> list[Plan]:
         arch = option_value(options, "--arch")
         images_count, epochs = PROFILES[profile]["mlp" if arch.startswith("mlp") else "dcgan"]
         sized = [*options, "--epochs", str(epochs * study.epochs_factor), "--eval-every", "1", "--quiet"]
-        if "--batch-size" not in options:
-            sized += ["--batch-size", str(models.REPORT_SETTINGS.get(arch, {}).get("batch_size", REPORTS_BATCH_SIZE))]
-        if "--lr" not in options:
-            sized += ["--lr", str(REPORTS_LR)]
+        for option, value in {**REPORTS, **models.REPORT_SETTINGS.get(arch, {})}.items():
+            flag = "--" + option.replace("_", "-")
+            if flag not in options:
+                sized += [flag, str(value)]
         if images_count is not None:   # at least one batch, which train asks of --limit
             sized += ["--limit", str(max(images_count, int(option_value(sized, "--batch-size"))))]
         if profile in EVAL_SAMPLES:
@@ -280,7 +279,8 @@ def _markdown(name, study, rows, profile) -> str:
     seeds = max(row["seeds"] for row in rows)
     lines = [f"# Study `{name}` (report {study.report})", "", study.question, "",
              f"`python -m tinygan study {name} --seeds {seeds} --profile {profile}`: {profile_text(name, profile)}; "
-             f"Adam's lr {REPORTS_LR:g} and batch {REPORTS_BATCH_SIZE} as in the reports (report 001's MLPs 128) "
+             f"Adam's lr {REPORTS['lr']:g} and batch {REPORTS['batch_size']} as in the reports (report 001's MLPs 128, "
+             f"on pixels in [0, 1]) "
              f"unless the setting says otherwise; "
              f"mean ± standard deviation over {seeds} seed(s), at the last epoch; FID, KID, precision and recall "
              f"on {EVAL_SAMPLES.get(profile, 2000):,} generated images.", ""]
