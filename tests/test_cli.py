@@ -102,6 +102,17 @@ def test_every_architecture_trains_for_two_steps(arch, tmp_path, capsys):
         return
     assert code == 0, err
     assert (tmp_path / arch / "checkpoint.npz").is_file() and out == ""
+    config = json.loads((tmp_path / arch / "config.json").read_text())
+    assert config["pixel_range"] == "-1,1" and config["output"] == "tanh"   # the same defaults for every network
+    assert config["lr_d"] == (2e-4 if arch == "mlp-001" else None)
+
+
+def test_a_given_lr_sets_both_steps_even_where_d_has_its_own_default(tmp_path, capsys):
+    code, _, err = run_main(capsys, "train", "--arch", "mlp-001", "--lr", 1e-3, "--epochs", 1, "--out", tmp_path,
+                            "--quiet", *QUICK)
+    assert code == 0, err
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["lr"] == 1e-3 and config["lr_d"] is None
 
 
 def test_resume_gives_the_same_weights_as_never_stopping(tmp_path, capsys):

@@ -21,8 +21,8 @@ from . import (__version__, backend, classifier, compare, data, evaluation, exer
 from . import probe as probe_module
 from .files import DirectoryInUse, write_atomically
 from .gan import NOISE_KINDS
-from .trainer import (DEFAULT_EMA, DEFAULT_LR, EVAL_SAMPLES, Trainer, TrainingStopped, default_eval_every,
-                      library_versions, load_config, load_generator, write_text_atomically)
+from .trainer import (DEFAULT_EMA, DEFAULT_LR, DEFAULT_LR_D, EVAL_SAMPLES, Trainer, TrainingStopped,
+                      default_eval_every, library_versions, load_config, load_generator, write_text_atomically)
 
 # Errors that a user's input causes; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, data.DataError, backend.BackendError, classifier.ClassifierError, DirectoryInUse,
@@ -63,7 +63,8 @@ def cli():
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=DEFAULT_LR, show_default=True,
               help="Adam learning rate of both networks (the reports used 2e-4; docs/defaults.md says why not).")
 @click.option("--lr-d", type=FiniteFloat(min=0, min_open=True), default=None,
-              help="Discriminator's learning rate, if not --lr (two time-scale rule).")
+              help="Discriminator's learning rate, if not --lr (two time-scale rule) [default: --lr; 2e-4 for "
+                   "mlp-001 unless --lr is given].")
 @click.option("--lr-g", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Generator's learning rate, if not --lr.")
 @click.option("--ema", type=FiniteFloat(0, 1, max_open=True), default=DEFAULT_EMA, show_default=True,
@@ -141,6 +142,8 @@ def train(context, **options):
         options["depth"] = models.default_depth(options["arch"]) if options["depth"] is None else options["depth"]
         options["init"] = options["init"] or models.default_init(options["arch"])
         options["output"] = options["output"] or models.default_output(options["pixel_range"])
+        if options["lr_d"] is None and context.get_parameter_source("lr") == click.core.ParameterSource.DEFAULT:
+            options["lr_d"] = DEFAULT_LR_D.get(options["arch"])
         if options["noise"] != "poisson":
             for name, default in (("poisson_rate", 1.0), ("standardize_noise", True)):
                 if options[name] != default:
