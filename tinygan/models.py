@@ -25,7 +25,7 @@ reports' Keras models, so Glorot uniform weights, Keras's default):
   0.3, D 784 -> 1024 -> 512 -> 256 -> 1 with LeakyReLU 0.2 and Dropout 0.3;
   ``mlp-001-deep`` has two more 1024-unit layers in each network. The report
   trained them at batch 128 on pixels in [0, 1] (REPORT_SETTINGS, which the
-  studies use); ``train`` does not, since there D wins within the first epoch
+  studies use); ``train`` does not, since there D wins within two epochs
   (docs/defaults.md).
 * ``dcgan-004`` (report 004): D with two stride-2 convolutions of 32 and 64
   filters; G from a dense layer to 7x7x128 and two stride-2 transposed

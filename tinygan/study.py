@@ -279,9 +279,8 @@ def _markdown(name, study, rows, profile) -> str:
     seeds = max(row["seeds"] for row in rows)
     lines = [f"# Study `{name}` (report {study.report})", "", study.question, "",
              f"`python -m tinygan study {name} --seeds {seeds} --profile {profile}`: {profile_text(name, profile)}; "
-             f"Adam's lr {REPORTS['lr']:g} and batch {REPORTS['batch_size']} as in the reports (report 001's MLPs 128, "
-             f"on pixels in [0, 1]) "
-             f"unless the setting says otherwise; "
+             f"Adam's lr {REPORTS['lr']:g} and batch {REPORTS['batch_size']} as in the reports (report 001's MLPs "
+             f"128, on pixels in [0, 1]) unless the setting says otherwise; "
              f"mean ± standard deviation over {seeds} seed(s), at the last epoch; FID, KID, precision and recall "
              f"on {EVAL_SAMPLES.get(profile, 2000):,} generated images.", ""]
     lines += [f"{note}" for note in study.notes] + ([""] if study.notes else [])
