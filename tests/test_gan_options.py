@@ -7,7 +7,7 @@ import pytest
 import tinygan as tg
 from conftest import SHARED_MNIST, requires_mnist
 from test_cli import QUICK, checkpoint_arrays, run_main
-from tinygan import backend
+from tinygan import backend, models
 from tinygan.gan import GAN
 
 
@@ -138,16 +138,17 @@ def test_poisson_noise_and_two_learning_rates_train_from_the_command_line(tmp_pa
 
 
 @requires_mnist
-def test_a_reports_network_trains_with_the_reports_settings_unless_told_otherwise(tmp_path, capsys):
+def test_a_reports_network_trains_with_train_s_defaults_and_with_its_reports_settings_when_told(tmp_path, capsys):
     common = ["--epochs", 1, "--limit", 256, "--eval-every", 0, "--eval-images", 64, "--quiet", "--data-dir",
               SHARED_MNIST]
     assert run_main(capsys, "train", "--arch", "mlp-001", "--out", tmp_path / "a", *common)[0] == 0
     config = json.loads((tmp_path / "a" / "config.json").read_text())
-    assert (config["batch_size"], config["pixel_range"], config["output"]) == (128, "0,1", "sigmoid")
-    assert run_main(capsys, "train", "--arch", "mlp-001", "--batch-size", 32, "--pixel-range", "-1,1", "--output",
-                    "sigmoid", "--out", tmp_path / "b", *common)[0] == 0
+    assert (config["batch_size"], config["pixel_range"], config["output"]) == (64, "-1,1", "tanh")
+    report = models.REPORT_SETTINGS["mlp-001"]
+    assert run_main(capsys, "train", "--arch", "mlp-001", "--batch-size", report["batch_size"], "--pixel-range",
+                    report["pixel_range"], "--out", tmp_path / "b", *common)[0] == 0
     config = json.loads((tmp_path / "b" / "config.json").read_text())
-    assert (config["batch_size"], config["pixel_range"], config["output"]) == (32, "-1,1", "sigmoid")
+    assert (config["batch_size"], config["pixel_range"], config["output"]) == (128, "0,1", "sigmoid")
     assert run_main(capsys, "sample", "--checkpoint", tmp_path / "a", "--n", 4, "--out", tmp_path / "a.npy")[0] == 0
     assert np.load(tmp_path / "a.npy").shape == (4, 28, 28)
 
