@@ -42,6 +42,7 @@ import numpy as np
 from . import __version__, backend, classifier, data, evaluation, images, kernels, models
 from .files import DirectoryLock, remove_partial_files, write_atomically
 from .gan import GAN, NOISE_KINDS, STATISTICS_BATCHES
+from .interrupts import StopOnRequest
 
 CHECKPOINT = "checkpoint.npz"
 BEST = "best.npz"          # the generator of the epoch with the lowest FID (train --eval-every)
@@ -310,6 +311,7 @@ class Trainer:
             eval_rng = np.random.default_rng(np.random.SeedSequence([config["seed"], 2**32 - 2]))
             self.eval_noise = self.gan.sample_noise(config.get("eval_samples") or EVAL_SAMPLES, eval_rng)
         self.saved_epoch = 0   # the epoch of the checkpoint on disk: what a message may promise
+        self.interrupts = StopOnRequest()
         self.lock = self._claim_run_directory(resume)   # everything above only read; from here on we write
         try:
             if resume:
@@ -360,8 +362,10 @@ class Trainer:
             if self.epochs_done >= config["epochs"]:
                 self.log(f"{self.run_dir} already has {self.epochs_done} epochs; ask for more with --epochs")
                 return self.history
-            for epoch in range(self.epochs_done + 1, config["epochs"] + 1):
-                self._train_epoch(epoch)
+            with self.interrupts:   # Ctrl-C stops between steps or after an epoch's files: never inside a write
+                for epoch in range(self.epochs_done + 1, config["epochs"] + 1):
+                    self._train_epoch(epoch)
+                    self.interrupts.stop_if_requested()
         except KeyboardInterrupt:
             raise TrainingStopped(self._stopped_message("interrupted"), exit_code=130) from None
         finally:
@@ -407,6 +411,7 @@ class Trainer:
         step_losses, running_totals = [], np.zeros(2)
         start = time.perf_counter()
         for step in range(steps):
+            self.interrupts.stop_if_requested()
             real = self.train_images[order[step * batch_size:(step + 1) * batch_size]]
             labels = self.train_labels[order[step * batch_size:(step + 1) * batch_size]] if gan.conditional else None
             d_loss, g_loss = gan.train_step(real, labels)
