@@ -7,8 +7,9 @@ are harmless places to stop, but not all:
     many) Python 3.11 wraps it in a RuntimeError from ``__set_name__``, which no
     ``except KeyboardInterrupt`` catches: the user got a traceback instead of the resume command.
 So while the training loop runs, the first Ctrl-C only records the request. The loop asks
-``stop_if_requested()`` between steps and after each epoch's files are written, and stops there, at
-most one step late. A second Ctrl-C stops at once, for whoever will not wait for a slow step.
+``stop_if_requested()`` between steps and after each epoch's files are written, and stops there: one
+step late, or, when the Ctrl-C came at the epoch's end, once its measurement and files are done. A second
+Ctrl-C stops at once, for whoever will not wait.
 """
 import signal
 import threading
