@@ -104,15 +104,21 @@ def test_every_architecture_trains_for_two_steps(arch, tmp_path, capsys):
     assert (tmp_path / arch / "checkpoint.npz").is_file() and out == ""
     config = json.loads((tmp_path / arch / "config.json").read_text())
     assert config["pixel_range"] == "-1,1" and config["output"] == "tanh"   # the same defaults for every network
-    assert config["lr_d"] == (2e-4 if arch == "mlp-001" else None)
+    steps = {"mlp-001": (None, 2e-4), "mlp-001-deep": (4e-4, 1e-4)}.get(arch, (None, None))
+    assert (config["lr_g"], config["lr_d"]) == steps   # report 001's MLPs' own steps (docs/defaults.md)
 
 
-def test_a_given_lr_sets_both_steps_even_where_d_has_its_own_default(tmp_path, capsys):
-    code, _, err = run_main(capsys, "train", "--arch", "mlp-001", "--lr", 1e-3, "--epochs", 1, "--out", tmp_path,
-                            "--quiet", *QUICK)
+def test_a_given_lr_sets_both_steps_even_where_a_network_has_its_own_default(tmp_path, capsys):
+    code, _, err = run_main(capsys, "train", "--arch", "mlp-001-deep", "--lr", 1e-3, "--epochs", 1,
+                            "--out", tmp_path / "lr", "--quiet", *QUICK)
     assert code == 0, err
-    config = json.loads((tmp_path / "config.json").read_text())
-    assert config["lr"] == 1e-3 and config["lr_d"] is None
+    config = json.loads((tmp_path / "lr" / "config.json").read_text())
+    assert config["lr"] == 1e-3 and config["lr_g"] is None and config["lr_d"] is None
+    code, _, err = run_main(capsys, "train", "--arch", "mlp-001-deep", "--lr-d", 3e-4, "--epochs", 1,
+                            "--out", tmp_path / "lr-d", "--quiet", *QUICK)   # the other network keeps its own
+    assert code == 0, err
+    config = json.loads((tmp_path / "lr-d" / "config.json").read_text())
+    assert config["lr_g"] == 4e-4 and config["lr_d"] == 3e-4
 
 
 def test_resume_gives_the_same_weights_as_never_stopping(tmp_path, capsys):

@@ -21,7 +21,7 @@ from . import (__version__, backend, classifier, compare, data, evaluation, exer
 from . import probe as probe_module
 from .files import DirectoryInUse, write_atomically
 from .gan import NOISE_KINDS
-from .trainer import (DEFAULT_EMA, DEFAULT_LR, DEFAULT_LR_D, EVAL_SAMPLES, Trainer, TrainingStopped,
+from .trainer import (DEFAULT_EMA, DEFAULT_LR, DEFAULT_STEPS, EVAL_SAMPLES, Trainer, TrainingStopped,
                       default_eval_every, library_versions, load_config, load_generator, write_text_atomically)
 
 # Errors that a user's input causes; anything else is a bug and keeps its traceback.
@@ -64,9 +64,10 @@ def cli():
               help="Adam learning rate of both networks (the reports used 2e-4; docs/defaults.md says why not).")
 @click.option("--lr-d", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Discriminator's learning rate, if not --lr (two time-scale rule) [default: --lr; 2e-4 for "
-                   "mlp-001 unless --lr is given].")
+                   "mlp-001 and 1e-4 for mlp-001-deep unless --lr is given].")
 @click.option("--lr-g", type=FiniteFloat(min=0, min_open=True), default=None,
-              help="Generator's learning rate, if not --lr.")
+              help="Generator's learning rate, if not --lr [default: --lr; 4e-4 for mlp-001-deep unless --lr is "
+                   "given].")
 @click.option("--ema", type=FiniteFloat(0, 1, max_open=True), default=DEFAULT_EMA, show_default=True,
               help="Decay of the generator's weight average that samples and eval use (warmed up over the "
                    "first steps; 0: off).")
@@ -142,8 +143,10 @@ def train(context, **options):
         options["depth"] = models.default_depth(options["arch"]) if options["depth"] is None else options["depth"]
         options["init"] = options["init"] or models.default_init(options["arch"])
         options["output"] = options["output"] or models.default_output(options["pixel_range"])
-        if options["lr_d"] is None and context.get_parameter_source("lr") == click.core.ParameterSource.DEFAULT:
-            options["lr_d"] = DEFAULT_LR_D.get(options["arch"])
+        if context.get_parameter_source("lr") == click.core.ParameterSource.DEFAULT:
+            for name, step in DEFAULT_STEPS.get(options["arch"], {}).items():
+                if options[name] is None:
+                    options[name] = step
         if options["noise"] != "poisson":
             for name, default in (("poisson_rate", 1.0), ("standardize_noise", True)):
                 if options[name] != default:

@@ -60,10 +60,11 @@ DEFAULT_EMA = 0.999
 # `dcgan` 33% and 42% lower after 3 (seeds 0, 1), all ten digits kept; 4e-4 gave less, and a smaller batch
 # gained less per second of training. See docs/defaults.md.
 DEFAULT_LR = 8e-4
-# D's step where it must be smaller than G's: report 001's `mlp-001`, whose D is twice as wide as `mlp`'s. With
-# both steps at 8e-4, or both at 2e-4, its D won and classes were lost; with D's at 2e-4 it kept all ten. Applies
-# only when neither --lr nor --lr-d is given. See docs/defaults.md.
-DEFAULT_LR_D = {"mlp-001": 2e-4}
+# The steps of report 001's MLPs, whose D is twice as wide as `mlp`'s. `mlp-001`: with both steps at 8e-4, or both
+# at 2e-4, its D won and classes were lost; with D's at 2e-4 it kept all ten. `mlp-001-deep`: with G's at 8e-4
+# its G saturated into one image within 500 steps; with G's at 4e-4 and D's at 1e-4 it kept all ten. Each applies
+# unless --lr or that network's own --lr-g / --lr-d is given. See docs/defaults.md.
+DEFAULT_STEPS = {"mlp-001": {"lr_d": 2e-4}, "mlp-001-deep": {"lr_g": 4e-4, "lr_d": 1e-4}}
 
 
 def default_eval_every(arch: str, dataset: str = "mnist") -> int:
