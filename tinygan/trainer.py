@@ -57,8 +57,8 @@ EVAL_SAMPLES = 2000                  # generated images per measurement during t
 DEFAULT_EMA = 0.999
 # Adam's step for both networks: four times the DCGAN paper's 2e-4, which the reports used. With the weight
 # average, 8e-4 gave `mlp` a FID about 70% lower than the reports' settings after 20 epochs (seeds 0-2) and
-# `dcgan` 33% and 42% lower after 3 (seeds 0, 1), all ten digits kept; 4e-4 gave less, and a smaller batch
-# gained less per second of training. See docs/defaults.md.
+# `dcgan` 33% to 42% lower after 3 (seeds 0-2), all ten digits kept. 4e-4 gave less; batch 32 gave `dcgan` about
+# what the larger step alone gave, and cost `mlp` time. See docs/defaults.md.
 DEFAULT_LR = 8e-4
 # The steps of report 001's MLPs, whose D is twice as wide as `mlp`'s. `mlp-001`: with both steps at 8e-4, or both
 # at 2e-4, its D won and classes were lost; with D's at 2e-4 it kept all ten. `mlp-001-deep`: with G's at 8e-4
