@@ -151,14 +151,17 @@ def test_ctrl_c_inside_a_write_or_an_import_finishes_the_epoch_and_stops_with_it
     assert not list(run_dir.rglob("*.part"))
 
 
+def send_sigint_to_this_process():
+    os.kill(os.getpid(), signal.SIGINT)
+    sum(range(10000))   # Python runs the handler between bytecodes: it lands here
+
+
 def test_a_second_ctrl_c_stops_at_once_and_an_ignored_one_stays_ignored():
     with StopOnRequest() as stop:
-        os.kill(os.getpid(), signal.SIGINT)
-        sum(range(10000))
+        send_sigint_to_this_process()
         assert stop.requested   # recorded, not raised
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            sum(range(10000))
+            send_sigint_to_this_process()
         with pytest.raises(KeyboardInterrupt):
             stop.stop_if_requested()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -166,8 +169,7 @@ def test_a_second_ctrl_c_stops_at_once_and_an_ignored_one_stays_ignored():
     try:
         with StopOnRequest() as stop:
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-            os.kill(os.getpid(), signal.SIGINT)
-            sum(range(10000))
+            send_sigint_to_this_process()
             stop.stop_if_requested()   # nothing was requested
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
