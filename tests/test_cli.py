@@ -104,8 +104,9 @@ def test_every_architecture_trains_for_two_steps(arch, tmp_path, capsys):
     assert (tmp_path / arch / "checkpoint.npz").is_file() and out == ""
     config = json.loads((tmp_path / arch / "config.json").read_text())
     assert config["pixel_range"] == "-1,1" and config["output"] == "tanh"   # the same defaults for every network
-    steps = {"mlp-001": (None, 2e-4), "mlp-001-deep": (4e-4, 1e-4)}.get(arch, (None, None))
-    assert (config["lr_g"], config["lr_d"]) == steps   # report 001's MLPs' own steps (docs/defaults.md)
+    deep = (4e-4, 1e-4)
+    steps = {"mlp-001": (None, 2e-4), "mlp-deep": deep, "mlp-001-deep": deep}.get(arch, (None, None))
+    assert (config["lr_g"], config["lr_d"]) == steps   # the MLPs with steps of their own (docs/defaults.md)
 
 
 def test_a_given_lr_sets_both_steps_even_where_a_network_has_its_own_default(tmp_path, capsys):

@@ -64,10 +64,10 @@ def cli():
               help="Adam learning rate of both networks (the reports used 2e-4; docs/defaults.md says why not).")
 @click.option("--lr-d", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Discriminator's learning rate, if not --lr (two time-scale rule) [default: --lr; 2e-4 for "
-                   "mlp-001 and 1e-4 for mlp-001-deep unless --lr is given].")
+                   "mlp-001, 1e-4 for mlp-deep and mlp-001-deep, unless --lr is given].")
 @click.option("--lr-g", type=FiniteFloat(min=0, min_open=True), default=None,
-              help="Generator's learning rate, if not --lr [default: --lr; 4e-4 for mlp-001-deep unless --lr is "
-                   "given].")
+              help="Generator's learning rate, if not --lr [default: --lr; 4e-4 for mlp-deep and mlp-001-deep "
+                   "unless --lr is given].")
 @click.option("--ema", type=FiniteFloat(0, 1, max_open=True), default=DEFAULT_EMA, show_default=True,
               help="Decay of the generator's weight average that samples and eval use (warmed up over the "
                    "first steps; 0: off).")

@@ -60,11 +60,13 @@ DEFAULT_EMA = 0.999
 # `dcgan` 33% to 42% lower after 3 (seeds 0-2), all ten digits kept. 4e-4 gave less; batch 32 gave `dcgan` about
 # what the larger step alone gave, and cost `mlp` time. See docs/defaults.md.
 DEFAULT_LR = 8e-4
-# The steps of report 001's MLPs, whose D is twice as wide as `mlp`'s. `mlp-001`: with both steps at 8e-4, or both
-# at 2e-4, its D won and classes were lost; with D's at 2e-4 it kept all ten. `mlp-001-deep`: with G's at 8e-4
-# its G saturated into one image within 500 steps; with G's at 4e-4 and D's at 1e-4 it kept all ten. Each applies
-# unless --lr or that network's own --lr-g / --lr-d is given. See docs/defaults.md.
-DEFAULT_STEPS = {"mlp-001": {"lr_d": 2e-4}, "mlp-001-deep": {"lr_g": 4e-4, "lr_d": 1e-4}}
+# The MLPs that need steps of their own. `mlp-001` (report 001's, D twice as wide as `mlp`'s): with both steps at
+# 8e-4, or both at 2e-4, its D won and classes were lost; with D's at 2e-4 it kept all ten. The deep MLPs
+# (`mlp-deep`, `mlp-001-deep`): with G's step at 8e-4 their G saturated into one image within about 1,000 steps;
+# with G's at 4e-4 and D's at 1e-4 they kept all ten. Each applies unless --lr or that network's own --lr-g /
+# --lr-d is given. See docs/defaults.md.
+DEEP_MLP_STEPS = {"lr_g": 4e-4, "lr_d": 1e-4}
+DEFAULT_STEPS = {"mlp-001": {"lr_d": 2e-4}, "mlp-deep": DEEP_MLP_STEPS, "mlp-001-deep": DEEP_MLP_STEPS}
 
 
 def default_eval_every(arch: str, dataset: str = "mnist") -> int:
