@@ -22,19 +22,21 @@ from pathlib import Path
 
 import numpy as np
 
+from tinygan.data import IDX_FILES, IMAGE_MAGIC, LABEL_MAGIC
+
 PER_CLASS, TEST_PER_CLASS = 7000, 1000
 
 
 def main(source: Path, target: Path):
     target.mkdir(parents=True, exist_ok=True)
-    splits = {"train": ([], []), "t10k": ([], [])}
+    splits = {"train": ([], []), "test": ([], [])}
     for label in range(10):
         # the first class's file also holds two empty rows
         rows = [row for row in json.loads((source / f"{label}.json").read_text())["data"] if len(row) == 784]
         images = np.array(rows, dtype=np.uint8).reshape(-1, 28, 28)
         if len(images) != PER_CLASS:
             raise SystemExit(f"class {label} has {len(images)} images, not {PER_CLASS}: another package version?")
-        for name, part in (("train", images[:-TEST_PER_CLASS]), ("t10k", images[-TEST_PER_CLASS:])):
+        for name, part in (("train", images[:-TEST_PER_CLASS]), ("test", images[-TEST_PER_CLASS:])):
             splits[name][0].append(part)
             splits[name][1].append(np.full(len(part), label, np.uint8))
     rng = np.random.default_rng(0)
@@ -42,10 +44,10 @@ def main(source: Path, target: Path):
         images, labels = np.concatenate(images), np.concatenate(labels)
         order = rng.permutation(len(images))
         images, labels = images[order], labels[order]
-        with gzip.open(target / f"{name}-images-idx3-ubyte.gz", "wb") as stream:
-            stream.write(struct.pack(">IIII", 0x803, len(images), 28, 28) + images.tobytes())
-        with gzip.open(target / f"{name}-labels-idx1-ubyte.gz", "wb") as stream:
-            stream.write(struct.pack(">II", 0x801, len(labels)) + labels.tobytes())
+        with gzip.open(target / IDX_FILES[f"{name}_images"], "wb") as stream:
+            stream.write(struct.pack(">IIII", IMAGE_MAGIC, len(images), 28, 28) + images.tobytes())
+        with gzip.open(target / IDX_FILES[f"{name}_labels"], "wb") as stream:
+            stream.write(struct.pack(">II", LABEL_MAGIC, len(labels)) + labels.tobytes())
         print(f"{name}: {len(images)} images, mean pixel {images.mean() / 255:.4f}")
 
 
