@@ -1,5 +1,6 @@
 """The documents cannot point nowhere: every relative link of the README and of docs/ names a file that exists,
 and every #anchor a heading of the page it names, slugged as GitHub does."""
+import functools
 import re
 from pathlib import Path
 
@@ -11,10 +12,11 @@ LINK = re.compile(r"\]\(([^)\s]*)\)")
 CODE_BLOCK = re.compile(r"^```.*?^```", re.S | re.M)
 
 
-def anchors(page: Path) -> set[str]:
+@functools.cache   # pages link the same pages again and again
+def anchors(page: Path) -> frozenset[str]:
     """GitHub's heading ids: lower case, punctuation other than - and _ dropped, spaces made hyphens."""
     headings = re.findall(r"^#+ (.+)$", CODE_BLOCK.sub("", page.read_text()), re.M)
-    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
+    return frozenset(re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings)
 
 
 def test_the_anchors_are_slugged_as_github_does():
