@@ -33,6 +33,17 @@ NO_ARGUMENTS = getattr(click.exceptions, "NoArgsIsHelpError", ())
 RESUMABLE = {"resume", "epochs", "device", "quiet", "data_dir", "eval_every"}
 
 
+def own_steps(name: str) -> str:
+    """The networks whose `name` ("lr_g" or "lr_d") has its own default, said for --help from DEFAULT_STEPS:
+    "1e-4 for mlp-deep and mlp-001-deep"."""
+    networks = {}
+    for arch, steps in DEFAULT_STEPS.items():
+        if name in steps:
+            networks.setdefault(steps[name], []).append(arch)
+    return ", ".join(f"{step:.0e}".replace("e-0", "e-") + " for " + " and ".join(archs)
+                     for step, archs in networks.items())
+
+
 class FiniteFloat(click.FloatRange):
     """click's FloatRange, refusing NaN and infinity too (float() reads "nan" and "inf" without complaint,
     and NaN passes every range check, as each comparison with it is false)."""
@@ -63,11 +74,11 @@ def cli():
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=DEFAULT_LR, show_default=True,
               help="Adam learning rate of both networks (the reports used 2e-4; docs/defaults.md says why not).")
 @click.option("--lr-d", type=FiniteFloat(min=0, min_open=True), default=None,
-              help="Discriminator's learning rate, if not --lr (two time-scale rule) [default: --lr; 2e-4 for "
-                   "mlp-001, 1e-4 for mlp-deep and mlp-001-deep, unless --lr is given].")
+              help="Discriminator's learning rate, if not --lr (two time-scale rule) [default: --lr; "
+                   f"{own_steps('lr_d')}, unless --lr is given].")
 @click.option("--lr-g", type=FiniteFloat(min=0, min_open=True), default=None,
-              help="Generator's learning rate, if not --lr [default: --lr; 4e-4 for mlp-deep and mlp-001-deep "
-                   "unless --lr is given].")
+              help=f"Generator's learning rate, if not --lr [default: --lr; {own_steps('lr_g')}, unless --lr "
+                   "is given].")
 @click.option("--ema", type=FiniteFloat(0, 1, max_open=True), default=DEFAULT_EMA, show_default=True,
               help="Decay of the generator's weight average that samples and eval use (warmed up over the "
                    "first steps; 0: off).")
