@@ -1,5 +1,6 @@
 """Shared fixtures: every test body runs on each compute path (one body, not one copy per backend)."""
 import os
+import struct
 from pathlib import Path
 
 # The suite trains GANs in its own process, so it starts the way tinygan/threads.py tells any such script
@@ -25,6 +26,12 @@ settings.load_profile("tinygan")
 # The project's MNIST copy, beside the checkout (never inside it); the tests that read it skip without it.
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 requires_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no MNIST copy at {SHARED_MNIST}")
+
+
+def idx_bytes(array, magic, shape=None):
+    """An IDX file's bytes: magic, one big-endian size per dimension, the values; `shape` writes a header that lies."""
+    shape = array.shape if shape is None else shape
+    return struct.pack(">I", magic) + struct.pack(f">{len(shape)}I", *shape) + array.tobytes()
 
 # numpy: the reference kernels; numba: the CPU default; cupy: the GPU (marked, skipped without one).
 PATHS = ["numpy", "numba", pytest.param("cupy", marks=pytest.mark.gpu)]

@@ -4,14 +4,13 @@ import hashlib
 import http.server
 import os
 import shutil
-import struct
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import SHARED_MNIST, requires_mnist
+from conftest import SHARED_MNIST, idx_bytes, requires_mnist
 from tinygan import data
 
 
@@ -82,10 +81,6 @@ def test_a_named_directory_without_the_files_says_which_are_missing(clean_enviro
     (empty / "train-images-idx3-ubyte.gz").write_bytes(b"")
     with pytest.raises(data.DataError, match=r"lacks train-labels-idx1-ubyte.gz, t10k-images.*--data-dir"):
         data.load("mnist", empty)
-
-
-def idx_bytes(array, magic):
-    return struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
 
 
 def write_gz(path, payload):

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import SHARED_MNIST, requires_mnist
+from conftest import SHARED_MNIST, idx_bytes, requires_mnist
 from test_cli import QUICK, checkpoint_arrays, run_main, tinygan
 from tinygan.interrupts import StopOnRequest
 
@@ -314,16 +313,11 @@ def test_info_says_a_named_incomplete_directory_will_be_refused(tmp_path):
     assert result.returncode == 0 and "train` will refuse it" in result.stdout and "download" not in result.stdout
 
 
-def idx(array, magic, shape=None):
-    shape = shape or array.shape
-    return struct.pack(">I", magic) + struct.pack(f">{len(shape)}I", *shape) + array.tobytes()
-
-
 def test_images_of_the_wrong_size_are_refused_before_a_run_directory_exists(tmp_path, capsys):
     data_dir = tmp_path / "data"
     shutil.copytree(SHARED_MNIST, data_dir)
     with gzip.open(data_dir / "train-images-idx3-ubyte.gz", "wb") as stream:
-        stream.write(idx(np.zeros((60000, 32, 32), np.uint8), 0x803))
+        stream.write(idx_bytes(np.zeros((60000, 32, 32), np.uint8), 0x803))
     code, _, err = run_main(capsys, "train", "--out", tmp_path / "run", *QUICK, "--data-dir", data_dir)
     one_line_error(code, err, "the train images are 1x32x32 (channels x height x width); tinygan's mnist networks take 1x28x28")
     assert not (tmp_path / "run").exists()
@@ -333,7 +327,7 @@ def test_an_idx_header_with_huge_dimensions_does_not_overflow(tmp_path):
     from tinygan import data
     path = tmp_path / "huge.gz"
     with gzip.open(path, "wb") as stream:
-        stream.write(idx(np.zeros(10, np.uint8), 0x803, shape=(2**32 - 1, 2**32 - 1, 2**32 - 1)))
+        stream.write(idx_bytes(np.zeros(10, np.uint8), 0x803, shape=(2**32 - 1, 2**32 - 1, 2**32 - 1)))
     with pytest.raises(data.DataError, match="its header promises 79228162458924105385300197375"):
         data.read_idx(path, 0x803)
 
