@@ -104,6 +104,7 @@ def plot_fid(runs, labels, target, against="epoch"):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogFormatter, MaxNLocator
 
     figure, axis = plt.subplots(figsize=(7, 4.5), dpi=100)
     for run, label in zip(runs, labels):
@@ -117,6 +118,12 @@ def plot_fid(runs, labels, target, against="epoch"):
     axis.set_xlabel("epoch" if against == "epoch" else "training time, seconds")
     axis.set_ylabel("FID (lower is better)")
     axis.set_yscale("log")
+    # A log axis labels its ticks 9 x 10^1 unless told otherwise; FIDs read better as plain numbers
+    # (LogFormatter still labels fewer of the minor ticks the more decades the axis spans).
+    axis.yaxis.set_major_formatter(LogFormatter())
+    axis.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+    if against == "epoch":
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=8)
     figure.tight_layout()
