@@ -121,7 +121,7 @@ def plot_fid(runs, labels, target, against="epoch"):
     # A log axis labels its ticks 9 x 10^1 unless told otherwise; FIDs read better as plain numbers
     # (LogFormatter still labels fewer of the minor ticks the more decades the axis spans).
     axis.yaxis.set_major_formatter(LogFormatter())
-    axis.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+    axis.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     if against == "epoch":
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.grid(alpha=0.3, which="both")
