@@ -118,8 +118,8 @@ def plot_fid(runs, labels, target, against="epoch"):
     axis.set_xlabel("epoch" if against == "epoch" else "training time, seconds")
     axis.set_ylabel("FID (lower is better)")
     axis.set_yscale("log")
-    # A log axis labels its ticks 9 x 10^1 unless told otherwise; FIDs read better as plain numbers
-    # (LogFormatter still labels fewer of the minor ticks the more decades the axis spans).
+    # A log axis labels its ticks 9 x 10^1 unless told otherwise; FIDs read better as plain numbers.
+    # Minor ticks get labels while the axis spans under two decades: all of them under half a decade.
     axis.yaxis.set_major_formatter(LogFormatter())
     axis.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     if against == "epoch":
