@@ -99,12 +99,25 @@ def csv_text(rows) -> str:
     return text.getvalue()
 
 
+def log_y_axis(ax):
+    """Make a matplotlib Axes' y axis logarithmic, its ticks labelled 20, 30, 50 rather than 2 x 10^1.
+
+    FIDs span a decade or two, so a log axis shows early and late epochs alike. Minor ticks get labels
+    while the axis spans under two decades, all of them while it spans under half a decade.
+    """
+    from matplotlib.ticker import LogFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(LogFormatter())
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
 def plot_fid(runs, labels, target, against="epoch"):
     """FID of each run against the epoch or against cumulative training seconds, one line per run."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import LogFormatter, MaxNLocator
+    from matplotlib.ticker import MaxNLocator
 
     figure, axis = plt.subplots(figsize=(7, 4.5), dpi=100)
     for run, label in zip(runs, labels):
@@ -117,11 +130,7 @@ def plot_fid(runs, labels, target, against="epoch"):
         axis.plot(xs, ys, marker="o", markersize=3, label=label)
     axis.set_xlabel("epoch" if against == "epoch" else "training time, seconds")
     axis.set_ylabel("FID (lower is better)")
-    axis.set_yscale("log")
-    # A log axis labels its ticks 9 x 10^1 unless told otherwise; FIDs read better as plain numbers.
-    # Minor ticks get labels while the axis spans under two decades: all of them under half a decade.
-    axis.yaxis.set_major_formatter(LogFormatter())
-    axis.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    log_y_axis(axis)
     if against == "epoch":
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.grid(alpha=0.3, which="both")

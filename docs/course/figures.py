@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tinygan as tg  # noqa: E402
+from tinygan.compare import log_y_axis  # noqa: E402
 from tinygan.kernels import reference  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -291,7 +292,7 @@ def accuracy_against_fid(out, runs):
     right = left.twinx()
     measured = [(int(row["epoch"]), float(row["fid"])) for row in rows if row["fid"]]
     right.plot(*zip(*measured), "o-", color="#1f4e79", label="FID (right axis)")
-    right.set_yscale("log")
+    log_y_axis(right)
     right.set_ylabel("FID, 2,000 samples")
     handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
     left.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="center right")
