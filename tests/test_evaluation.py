@@ -8,7 +8,7 @@ import pytest
 
 from conftest import SHARED_MNIST, requires_mnist
 from test_cli import QUICK, run_main
-from tinygan import classifier, data, evaluation
+from tinygan import classifier, compare, data, evaluation
 
 pytestmark = requires_mnist
 N = 1000    # evaluation.COMPARABLE_IMAGES: the fewest whose figures tell GANs apart, and the quickest
@@ -191,6 +191,22 @@ def test_train_measures_quality_keeps_the_best_generator_and_compare_reads_it(tm
     with open(tmp_path / "compared" / "compare.csv") as stream:
         rows = list(csv.DictReader(stream))
     assert [row["lr"] for row in rows] == ["0.0002", "0.001"] and all(row["best_fid"] for row in rows)
+
+
+def test_fid_plots_use_a_log_axis_labelled_in_plain_numbers():
+    # Matplotlib's default log labels read 10^2 and 4 x 10^1; an FID axis should read 100 and 40.
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots()
+    ax.plot([1, 2, 3], [180.0, 90.0, 40.0])
+    compare.log_y_axis(ax)
+    figure.canvas.draw()
+    labels = {tick.get_text() for tick in ax.get_yticklabels() + ax.get_yticklabels(minor=True)} - {""}
+    plt.close(figure)
+    assert ax.get_yscale() == "log"
+    assert {"40", "100"} <= labels and not any("10^" in label or "times" in label for label in labels), labels
 
 
 def test_sample_which_best_without_measurements_is_one_line(tmp_path, capsys):
