@@ -2,7 +2,10 @@
 
 The GPU tests only run where there is a GPU; these check the index arithmetic
 of every CUDA kernel everywhere else. Each body runs in a plain loop over i,
-as CuPy's ElementwiseKernel would run it once per thread.
+as CuPy's ElementwiseKernel would run it once per thread; each reduction's
+pieces run in a loop per channel, as CuPy's ReductionKernel combines them.
+Where CuPy broadcasts a (C, 1) array against the batch, the test passes
+that array broadcast to the batch's shape.
 """
 import ctypes
 import shutil
@@ -14,13 +17,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinygan.kernels import output_size, reference
-from tinygan.kernels.cuda_source import KERNELS, PREAMBLE
+from tinygan.kernels.cuda_source import KERNELS, PREAMBLE, REDUCTIONS, SUM
 from strategies import conv_geometry
 
 COMPILER = shutil.which("c++") or shutil.which("g++")
 SCALAR_ARRAYS = {"slope", "scale", "step_size", "beta1", "one_minus_beta1", "beta2", "one_minus_beta2",
                  "root_correction2", "eps"}   # T-typed inputs the wrappers pass as one value
-C_TYPES = {"int32": "int", "uint64": "unsigned long long", "T": "T"}
+C_TYPES = {"int32": "int", "uint64": "unsigned long long", "float64": "double", "T": "T"}
 CTYPES = {"int32": ctypes.c_int, "uint64": ctypes.c_ulonglong}
 
 
@@ -45,6 +48,30 @@ def host_function(name, inputs, outputs, body, suffix):
             f"  for (long long i = 0; i < size; ++i) {{ {' '.join(prologue)}\n{body}\n  }}\n}}\n")
 
 
+def host_reduction(name, inputs, output, map_expr, post_map_expr, suffix):
+    """CuPy's ReductionKernel for x of shape (N, C, M) reduced over axes (0, 2): one total per channel."""
+    parameters, prologue = [], []
+    for parameter in inputs.split(","):
+        c_type, variable = parameter.split()
+        if c_type == "T":
+            parameters.append(f"const T* {variable}_array")
+            prologue.append(f"T {variable} = {variable}_array[i];")
+        else:
+            parameters.append(f"{C_TYPES[c_type]} {variable}")
+    _, result = output.split()
+    reduce_type = SUM["reduce_type"]
+    return (f"void {name}_{suffix}({', '.join(parameters)}, T* {result}_array, int N, int C, int M) {{\n"
+            f"  for (int c = 0; c < C; ++c) {{\n"
+            f"    {reduce_type} total_ = {reduce_type}({SUM['identity']});\n"
+            f"    for (int n = 0; n < N; ++n) for (int j = 0; j < M; ++j) {{\n"
+            f"      long long i = ((long long)n * C + c) * M + j; {' '.join(prologue)}\n"
+            f"      {reduce_type} a = total_, b = static_cast<{reduce_type}>({map_expr});\n"
+            f"      total_ = ({SUM['reduce_expr']});\n"
+            f"    }}\n"
+            f"    T& {result} = {result}_array[c]; {reduce_type} a = total_; {post_map_expr};\n"
+            f"  }}\n}}\n")
+
+
 @pytest.fixture(scope="module")
 def host_kernels(tmp_path_factory):
     if COMPILER is None:
@@ -53,6 +80,7 @@ def host_kernels(tmp_path_factory):
     for suffix, c_type in (("float32", "float"), ("float64", "double")):
         source.append(f"#define T {c_type}\n")
         source += [host_function(name, *spec, suffix) for name, spec in KERNELS.items()]
+        source += [host_reduction(name, *spec, suffix) for name, spec in REDUCTIONS.items()]
         source.append("#undef T\n")
     source.append("}\n")
     directory = tmp_path_factory.mktemp("cuda_source")
@@ -126,3 +154,52 @@ def test_cuda_adam_body_matches_the_reference(host_kernels, dtype, size, seed, s
     tolerance = dict(rtol=2e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-15)
     for a, b in zip(device, host):
         np.testing.assert_allclose(a, b, **tolerance)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(shape=st.tuples(st.integers(2, 6), st.integers(1, 5), st.integers(1, 30)), seed=st.integers(0, 2**32 - 1),
+       scale=st.sampled_from([1.0, 1e-3, 1e3]))
+def test_cuda_batchnorm_pieces_compose_to_the_reference(host_kernels, dtype, shape, seed, scale):
+    """The reductions and elementwise passes, called in cupy_gpu's order, give the reference's five
+    forward and three backward results. Like the Numba kernels they sum in double, so float32 is
+    compared with the reference in float64 on the same inputs."""
+    rng = np.random.default_rng(seed)
+    N, C, M = shape
+    x, dout = ((rng.standard_normal(shape) * 3 + 1) * scale for _ in range(2))
+    x, dout = x.astype(dtype), dout.astype(dtype)
+    gamma, beta = rng.uniform(0.5, 2, C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    suffix, size = np.dtype(dtype).name, ctypes.c_longlong(x.size)
+    count, eps = ctypes.c_double(N * M), 1e-5
+    dims = [ctypes.c_int(v) for v in shape]
+
+    def kernel(name):
+        return getattr(host_kernels, f"{name}_{suffix}")
+
+    def per_channel(values):   # a (C, 1) view, broadcast against (N, C, M) as CuPy does
+        return np.ascontiguousarray(np.broadcast_to(values[:, None], shape))
+
+    mean, var, inverse_std = (np.empty(C, dtype) for _ in range(3))
+    kernel("channel_mean")(pointer(x), count, pointer(mean), *dims)
+    kernel("channel_variance")(pointer(x), pointer(per_channel(mean)), count, pointer(var), *dims)
+    kernel("batchnorm_inverse_std")(pointer(var), ctypes.c_double(eps), pointer(inverse_std), ctypes.c_longlong(C))
+    y, x_hat = np.empty_like(x), np.empty_like(x)
+    kernel("batchnorm_normalise")(pointer(x), *(pointer(per_channel(a)) for a in (mean, inverse_std, gamma, beta)),
+                                  pointer(y), pointer(x_hat), size)
+    exact = [a.astype(np.float64) for a in (x, dout, gamma, beta)]
+    tolerance = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    expected = reference.batchnorm_forward(exact[0], exact[2], exact[3], eps)
+    for name, a, b in zip(("y", "x_hat", "mean", "var", "inverse_std"), (y, x_hat, mean, var, inverse_std), expected):
+        np.testing.assert_allclose(a, b, rtol=tolerance["rtol"], atol=tolerance["atol"] * max(1.0, abs(b).max()),
+                                   err_msg=name)
+
+    dbeta, dgamma, dx = np.empty(C, dtype), np.empty(C, dtype), np.empty_like(x)
+    kernel("channel_sum")(pointer(dout), pointer(dbeta), *dims)
+    kernel("channel_dot")(pointer(dout), pointer(x_hat), pointer(dgamma), *dims)
+    kernel("batchnorm_input_gradient")(pointer(dout), pointer(x_hat),
+                                       *(pointer(per_channel(a)) for a in (gamma, inverse_std, dbeta, dgamma)),
+                                       count, pointer(dx), size)
+    expected = reference.batchnorm_backward(exact[1], x_hat.astype(np.float64), exact[2],
+                                            inverse_std.astype(np.float64))
+    for name, a, b in zip(("dx", "dgamma", "dbeta"), (dx, dgamma, dbeta), expected):
+        np.testing.assert_allclose(a, b, rtol=tolerance["rtol"], atol=tolerance["atol"] * max(1.0, abs(b).max()),
+                                   err_msg=name)

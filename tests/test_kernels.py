@@ -112,28 +112,37 @@ def test_dropout_bits_are_uniform_and_independent_of_the_key():
     assert np.mean(bits == other) < 1e-3 and abs(np.corrcoef(bits, other)[0, 1]) < 0.01
 
 
+@pytest.mark.parametrize("fast_path", ["numba", pytest.param("cupy", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @given(shape=st.one_of(st.tuples(st.integers(2, 5), st.integers(1, 6), st.integers(1, 12)),
                        # (N, C) input, channels in blocks of 512: several blocks, the last one partial
                        st.tuples(st.integers(2, 5), st.integers(500, 1600), st.just(1))),
        seed=st.integers(0, 2**32 - 1))
-def test_numba_batchnorm_matches_the_reference(dtype, shape, seed):
-    """The Numba kernels sum in float64, so they are compared with the reference run in float64 on the
+def test_fast_batchnorm_matches_the_reference(fast_path, dtype, shape, seed):
+    """The Numba and CUDA kernels sum in float64, so they are compared with the reference run in float64 on the
     same inputs (the float32 reference itself loses digits to cancellation when a channel's values are close)."""
+    if fast_path == "cupy":
+        skip_without_gpu()
+        from tinygan.kernels import cupy_gpu as fast
+        device = "gpu"
+    else:
+        fast, device = numba_cpu, "cpu"
     rng = np.random.default_rng(seed)
     x, dout = (rng.standard_normal(shape).astype(dtype) * 3 + 1 for _ in range(2))
     gamma, beta = rng.uniform(0.5, 2, shape[1]).astype(dtype), rng.standard_normal(shape[1]).astype(dtype)
     tolerance = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     exact = [a.astype(np.float64) for a in (x, dout, gamma, beta)]
-    fast, slow = numba_cpu.batchnorm_forward(x, gamma, beta, 1e-5), reference.batchnorm_forward(
-        exact[0], exact[2], exact[3], 1e-5)
-    for a, b in zip(fast, slow):
+    x, dout, gamma, beta = (backend.to_device(a, device) for a in (x, dout, gamma, beta))
+    forward = [backend.as_numpy(a) for a in fast.batchnorm_forward(x, gamma, beta, 1e-5)]
+    for a, b in zip(forward, reference.batchnorm_forward(exact[0], exact[2], exact[3], 1e-5)):
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b, **tolerance)
-    x_hat, inverse_std = fast[1], fast[4]
-    for a, b in zip(numba_cpu.batchnorm_backward(dout, x_hat, gamma, inverse_std),
-                    reference.batchnorm_backward(exact[1], x_hat.astype(np.float64), exact[2],
-                                                 inverse_std.astype(np.float64))):
+    x_hat, inverse_std = forward[1], forward[4]
+    backward = fast.batchnorm_backward(dout, backend.to_device(x_hat, device), gamma,
+                                       backend.to_device(inverse_std, device))
+    for a, b in zip(backward, reference.batchnorm_backward(exact[1], x_hat.astype(np.float64), exact[2],
+                                                           inverse_std.astype(np.float64))):
+        a = backend.as_numpy(a)
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b, **tolerance)
 

@@ -4,10 +4,11 @@ im2col / col2im (the convolutions), leaky_relu and its backward, dropout,
 training-mode batch normalisation and the Adam update. Each exists up to three times:
 * ``reference``: plain array code, readable, works on NumPy and CuPy arrays;
 * ``numba_cpu``: parallel Numba kernels, the default for NumPy arrays;
-* ``cupy_gpu``: CUDA elementwise kernels, always used for CuPy arrays.
+* ``cupy_gpu``: CUDA elementwise and reduction kernels, always used for CuPy arrays.
 Where a fast implementation lacks a kernel, the reference runs in its place.
 They agree bit for bit, except batch normalisation and Adam, whose fast
-versions compute in float64 (tests/test_kernels.py). ``use_cpu_kernels('numpy')``
+versions round differently: they agree to rounding (tests/test_kernels.py,
+tests/test_cuda_source.py). ``use_cpu_kernels('numpy')``
 switches the CPU to the reference, which is how the benchmarks compare them.
 """
 from ..backend import device_of

@@ -6,6 +6,9 @@ once per element of the output, with ``i`` that element's flat index; a
 at ``i`` (or a scalar). Kept apart from cupy_gpu.py, which compiles them, so
 that tests on machines without a GPU can compile these bodies as host C++ and
 compare them with the reference (tests/test_cuda_source.py).
+
+Batch normalisation needs per-channel sums as well: those are ReductionKernel
+pieces (REDUCTIONS below), each reduced by SUM.
 """
 from .reference import DROPOUT_BITS
 
@@ -77,4 +80,38 @@ KERNELS = {
     v = beta2 * v + one_minus_beta2 * grad * grad;
     param -= step_size * m / (sqrt(v) / root_correction2 + eps);
     """),
+
+    # Batch normalisation, as the Numba kernels compute it: per-channel values
+    # in double, the result rounded once to T. The per-channel arrays (mean,
+    # inverse_std, gamma, ...) arrive as (C, 1) views that CuPy broadcasts
+    # against the (N, C, M) batch.
+    "batchnorm_inverse_std": ("T var, float64 eps", "T inverse_std", "inverse_std = 1.0 / sqrt((double)var + eps)"),
+
+    "batchnorm_normalise": ("T x, T mean, T inverse_std, T gamma, T beta", "T y, T x_hat", """
+    double normalised = ((double)x - mean) * inverse_std;
+    x_hat = normalised;
+    y = normalised * gamma + beta;
+    """),
+
+    # dL/dx = gamma r (dy - mean(dy) - x_hat mean(dy x_hat)), r = 1 / sqrt(var + eps);
+    # dbeta and dgamma are the two channel sums.
+    "batchnorm_input_gradient": ("T dy, T x_hat, T gamma, T inverse_std, T dbeta, T dgamma, float64 count", "T dx", """
+    dx = (double)gamma * inverse_std * ((double)dy - dbeta / count - (double)x_hat * (dgamma / count));
+    """),
+}
+
+# A per-channel sum: CuPy's ReductionKernel maps every element with the map
+# expression, combines the mapped values pairwise with SUM's reduce expression
+# (a tree over a block's threads, so the order is not the reference's), and
+# hands the total ``a`` to the post-map expression, once per channel. The sum
+# runs in double, so a float32 batch loses no digits to a long sum.
+SUM = {"reduce_expr": "a + b", "identity": "0", "reduce_type": "double"}
+
+# name: (input parameters, output parameter, map expression, post-map expression)
+REDUCTIONS = {
+    "channel_mean": ("T x, float64 count", "T mean", "x", "mean = a / count"),
+    "channel_variance": ("T x, T mean, float64 count", "T var", "((double)x - mean) * ((double)x - mean)",
+                         "var = a / count"),
+    "channel_sum": ("T dy", "T total", "dy", "total = a"),
+    "channel_dot": ("T dy, T x_hat", "T total", "(double)dy * x_hat", "total = a"),
 }

@@ -1,18 +1,28 @@
-"""The GPU kernels: CuPy elementwise kernels compiled from cuda_source.py.
+"""The GPU kernels: CuPy elementwise and reduction kernels compiled from cuda_source.py.
 
 One CUDA thread per output element, no Python loop. Same layout and summation
 order as ``reference.py``, so the results agree bit for bit with the CPU
-implementations. Kernels missing here (batch normalisation) run as the
-reference's CuPy array code.
+implementations, except batch normalisation and Adam, which agree with the
+Numba kernels to rounding (their sums run in a different order).
+
+Each kernel launch costs the GPU a few microseconds whatever its size, and a
+DCGAN step at batch 64 is small enough that launches, not arithmetic, set its
+time. So batch normalisation is two per-channel reductions and two
+elementwise passes forward, two and one backward, where the reference's
+array code launches ten or more each way.
 """
 import cupy
 import numpy
 
-from .cuda_source import KERNELS, PREAMBLE
+from .cuda_source import KERNELS, PREAMBLE, REDUCTIONS, SUM
 from .reference import DROPOUT_BITS, output_size
 
 _kernels = {name: cupy.ElementwiseKernel(inputs, outputs, body, f"tinygan_{name}", preamble=PREAMBLE)
             for name, (inputs, outputs, body) in KERNELS.items()}
+_reductions = {name: cupy.ReductionKernel(inputs, output, map_expr, SUM["reduce_expr"], post_map_expr,
+                                          SUM["identity"], f"tinygan_{name}", reduce_type=SUM["reduce_type"])
+               for name, (inputs, output, map_expr, post_map_expr) in REDUCTIONS.items()}
+CHANNEL_SUM_AXES = (0, 2)   # of (N, C, M): every axis but the channel's
 
 
 def im2col(x, kernel_size, stride, padding, out=None):
@@ -51,3 +61,22 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
     t = param.dtype.type
     _kernels["adam_update"](grad, t(lr / (1 - beta1 ** step)), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2),
                             t((1 - beta2 ** step) ** 0.5), t(eps), param, m, v)
+
+
+def batchnorm_forward(x, gamma, beta, eps):
+    """x (N, C, M) -> (y, x_hat, mean, var, inverse_std); see reference.batchnorm_forward."""
+    count = float(x.shape[0] * x.shape[2])
+    mean = _reductions["channel_mean"](x, count, axis=CHANNEL_SUM_AXES)
+    var = _reductions["channel_variance"](x, mean[:, None], count, axis=CHANNEL_SUM_AXES)
+    inverse_std = _kernels["batchnorm_inverse_std"](var, float(eps))
+    y, x_hat = _kernels["batchnorm_normalise"](x, mean[:, None], inverse_std[:, None], gamma[:, None], beta[:, None])
+    return y, x_hat, mean, var, inverse_std
+
+
+def batchnorm_backward(dout, x_hat, gamma, inverse_std):
+    """(dx, dgamma, dbeta); see reference.batchnorm_backward."""
+    dbeta = _reductions["channel_sum"](dout, axis=CHANNEL_SUM_AXES)
+    dgamma = _reductions["channel_dot"](dout, x_hat, axis=CHANNEL_SUM_AXES)
+    dx = _kernels["batchnorm_input_gradient"](dout, x_hat, gamma[:, None], inverse_std[:, None], dbeta[:, None],
+                                              dgamma[:, None], float(dout.shape[0] * dout.shape[2]))
+    return dx, dgamma, dbeta
