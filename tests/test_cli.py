@@ -164,9 +164,9 @@ def test_divergence_stops_with_a_message_and_keeps_the_good_checkpoint(tmp_path,
     run_dir = tmp_path / "run"
     original, calls = GAN.train_step, []
 
-    def diverging(self, real, labels=None):
+    def diverging(self, real, labels=None, read_losses=True):
         calls.append(1)
-        d_loss, g_loss = original(self, real, labels)
+        d_loss, g_loss = original(self, real, labels, read_losses)
         return (float("nan"), g_loss) if len(calls) == 4 else (d_loss, g_loss)
 
     monkeypatch.setattr(GAN, "train_step", diverging)

@@ -159,6 +159,22 @@ def test_train_step_is_the_gan_step_written_out():
             np.testing.assert_array_equal(value, expected.state_dict()[key], err_msg=key)
 
 
+def test_train_step_can_leave_its_losses_on_the_device():
+    """read_losses=False gives the same two losses, as float64 values the trainer reads later."""
+    from tinygan.gan import GAN
+    real = np.random.default_rng(0).uniform(-1, 1, (8, 784)).astype(np.float32)
+    steps = []
+    for read_losses in (True, False):
+        backend.seed(0)
+        gan = GAN(*models.build("mlp"))
+        backend.seed(1)
+        steps.append(gan.train_step(real, read_losses=read_losses))
+    floats, unread = steps
+    assert [type(loss) for loss in floats] == [float, float]
+    assert all(type(loss) is not float and loss.dtype == np.float64 for loss in unread)
+    assert tuple(float(loss) for loss in unread) == floats
+
+
 def test_mlp_001_is_report_001s_network_with_its_batch_and_pixel_range():
     generator, discriminator = models.build("mlp-001", output="sigmoid")
     assert [(l.in_features, l.out_features) for l in generator if isinstance(l, Dense)] == [

@@ -106,10 +106,12 @@ class GAN:
             targets = xp.where(flipped, fake_target if real else real_target, targets).astype(dtype)
         return targets
 
-    def train_step(self, real, labels=None):
+    def train_step(self, real, labels=None, read_losses=True):
         """One D update (or d_steps of them) and one G update on a real batch; returns (d_loss, g_loss).
 
         A conditional GAN also takes the real images' ``labels``; its fakes are drawn for random classes.
+        The losses are Python floats; with read_losses=False they are float64 0-d arrays left on the
+        device, so that a GPU step ends without the host waiting for it (float() reads them later).
         """
         G, D, loss = self.generator, self.discriminator, self.loss
         n = real.shape[0]
@@ -119,18 +121,18 @@ class GAN:
             self.discriminator_optimizer.zero_grad()
             if self.conditional:
                 D.condition(labels)
-            d_loss = loss(D.forward(real, training=True), self.discriminator_targets(n, real=True))
+            d_loss = loss.forward_array(D.forward(real, training=True), self.discriminator_targets(n, real=True))
             D.backward(loss.backward(), input_grad=False)   # no gradient for the images: nothing learns them
             if self.conditional:
                 fake_labels = self.sample_labels(n)
                 G.condition(fake_labels), D.condition(fake_labels)
             fake = G.forward(self.sample_noise(n), training=True)
-            d_loss += loss(D.forward(fake, training=True), self.discriminator_targets(n, real=False))
+            d_loss += loss.forward_array(D.forward(fake, training=True), self.discriminator_targets(n, real=False))
             D.backward(loss.backward(), input_grad=False)
             self.discriminator_optimizer.step()
 
         self.generator_optimizer.zero_grad()
-        g_loss = loss(D.forward(fake, training=True), 1.0)
+        g_loss = loss.forward_array(D.forward(fake, training=True), 1.0)
         D.requires_grad_(False)   # D only passes the gradient on to G; its own would be thrown away
         try:
             G.backward(D.backward(loss.backward()), input_grad=False)   # nor for the noise
@@ -139,7 +141,7 @@ class GAN:
         self.generator_optimizer.step()
         if self.average_generator is not None:
             self._update_average()
-        return d_loss, g_loss
+        return (float(d_loss), float(g_loss)) if read_losses else (d_loss, g_loss)
 
     def _update_average(self):
         """average = decay average + (1 - decay) G, with the decay warmed up over the first steps."""

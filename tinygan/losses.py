@@ -19,6 +19,14 @@ class BCEWithLogits:
     """
 
     def forward(self, logits, targets):
+        """The mean loss as a Python float. On a GPU, reading it waits for every queued kernel to finish."""
+        return float(self.forward_array(logits, targets))
+
+    __call__ = forward
+
+    def forward_array(self, logits, targets):
+        """The same mean loss in float64, left on the logits' device: nothing waits for the GPU, so the
+        host can go on queueing the next kernels (the trainer reads its losses a few steps at a time)."""
         xp = get_array_module(logits)
         targets = xp.asarray(targets, dtype=logits.dtype)
         if targets.shape != logits.shape:
@@ -31,9 +39,7 @@ class BCEWithLogits:
         coefficient = xp.where(logits >= 0, 1 - targets, -targets)   # max(x, 0) - x t = coefficient * x
         linear = coefficient * xp.where(coefficient == 0, 0, logits)  # 0 * inf would be NaN
         losses = linear + xp.log1p(xp.exp(-xp.abs(logits)))
-        return float(losses.mean())
-
-    __call__ = forward
+        return losses.mean().astype(xp.float64, copy=False)   # float64 as forward's float: sums of it agree
 
     def backward(self):
         return (stable_sigmoid(self.logits) - self.targets) / self.logits.size

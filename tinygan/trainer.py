@@ -258,6 +258,16 @@ def load_config(run_dir: Path) -> dict:
     return check_config(config, path)
 
 
+READ_LOSSES_EVERY = 0.2   # seconds between reads of the step losses, as often as the progress bar redraws
+
+
+def read_losses(unread):
+    """The steps' (d_loss, g_loss) pairs of device scalars as Python floats, in one copy from the device."""
+    xp = backend.get_array_module(unread[0][0])
+    losses = xp.stack([xp.asarray(loss) for pair in unread for loss in pair])
+    return backend.numpy_copy(losses).reshape(-1, 2).tolist()
+
+
 class ProgressBar:
     """One line on stderr, redrawn at most five times a second: step, running losses, ETA."""
 
@@ -411,20 +421,26 @@ class Trainer:
         batch_size, steps = config["batch_size"], self.steps_per_epoch
         order = backend.to_device(backend.numpy_rng().permutation(len(self.train_images)))
         progress = ProgressBar(steps, f"epoch {epoch}/{config['epochs']}", not config["quiet"])
-        step_losses, running_totals = [], np.zeros(2)
-        start = time.perf_counter()
+        step_losses, unread, running_totals = [], [], np.zeros(2)
+        start = last_read = time.perf_counter()
         for step in range(steps):
             self.interrupts.stop_if_requested()
             real = self.train_images[order[step * batch_size:(step + 1) * batch_size]]
             labels = self.train_labels[order[step * batch_size:(step + 1) * batch_size]] if gan.conditional else None
-            d_loss, g_loss = gan.train_step(real, labels)
-            if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
-                progress.close()
-                raise TrainingStopped(self._stopped_message(
-                    f"training diverged at epoch {epoch}, step {step + 1} (D loss {d_loss}, G loss {g_loss}); "
-                    f"try a lower --lr"), exit_code=3)
-            step_losses.append((d_loss, g_loss))
-            running_totals += (d_loss, g_loss)   # not np.mean(step_losses): that is quadratic in the steps
+            # The losses stay on the device: reading one makes the host wait for the GPU to finish the
+            # step, when it could be queueing the next. So they are read a few steps at a time.
+            unread.append(gan.train_step(real, labels, read_losses=False))
+            if step + 1 < steps and time.perf_counter() - last_read < READ_LOSSES_EVERY:
+                continue
+            for d_loss, g_loss in read_losses(unread):
+                if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
+                    progress.close()
+                    raise TrainingStopped(self._stopped_message(
+                        f"training diverged at epoch {epoch}, step {len(step_losses) + 1} (D loss {d_loss}, "
+                        f"G loss {g_loss}); try a lower --lr"), exit_code=3)
+                step_losses.append((d_loss, g_loss))
+                running_totals += (d_loss, g_loss)   # not np.mean(step_losses): that is quadratic in the steps
+            unread, last_read = [], time.perf_counter()
             progress.update(step + 1, *running_totals / (step + 1))
         if gan.average_generator is not None:   # its own noise: the epoch's random stream stays as it was
             gan.refresh_average_statistics(np.random.default_rng(np.random.SeedSequence([config["seed"], epoch, 1])),
