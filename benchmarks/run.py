@@ -222,6 +222,9 @@ def step_rows(bench, arch, batch):
     row = {"arch": arch, "batch": batch, "gflop_per_step": flops / 1e9}
     worker = TorchWorker(generator, discriminator, real, arch, bench.device) if bench.torch else None
     gan = GAN(generator, discriminator)   # after the worker copied the weights: both start from the same ones
+
+    def step():   # as the trainer runs it, and as PyTorch's step returns its losses: unread, as device values
+        gan.train_step(real, read_losses=False)
     try:
         if worker:
             # PyTorch at its best: the faster of its users' standard loop and tinygan's step translated
@@ -230,10 +233,10 @@ def step_rows(bench, arch, batch):
             row["torch_way"], row["torch_ways_median"] = min(ways, key=ways.get), ways
             row["torch_process"] = {"threads": worker.ready["threads"], "environment": worker.ready["environment"]}
             row["tinygan"], row["torch"], row["ratio_to_torch"] = measure_pair(
-                lambda: timed_call(lambda: gan.train_step(real), bench.synchronize),
+                lambda: timed_call(step, bench.synchronize),
                 lambda: worker.step(row["torch_way"]), bench.repeats, warmup=3)
         else:
-            row["tinygan"] = bench.time(lambda: gan.train_step(real), warmup=3)
+            row["tinygan"] = bench.time(step, warmup=3)
     finally:
         if worker:
             worker.close()
