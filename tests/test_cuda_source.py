@@ -5,7 +5,8 @@ of every CUDA kernel everywhere else. Each body runs in a plain loop over i,
 as CuPy's ElementwiseKernel would run it once per thread; each reduction's
 pieces run in a loop per channel, as CuPy's ReductionKernel combines them.
 Where CuPy broadcasts a (C, 1) array against the batch, the test passes
-that array broadcast to the batch's shape.
+that array broadcast to the batch's shape. The multi-tensor kernels are whole
+CUDA functions: they run as one thread that loops over every element.
 """
 import ctypes
 import shutil
@@ -17,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinygan.kernels import output_size, reference
-from tinygan.kernels.cuda_source import KERNELS, PREAMBLE, REDUCTIONS, SUM
+from tinygan.kernels.cuda_source import KERNELS, MULTI_TENSOR, PREAMBLE, REDUCTIONS, SUM
 from strategies import conv_geometry
 
 COMPILER = shutil.which("c++") or shutil.which("g++")
@@ -138,22 +139,76 @@ def test_cuda_elementwise_bodies_equal_the_reference(host_kernels, dtype, size, 
     np.testing.assert_array_equal(result, reference.dropout(x, p, seed))
 
 
+# CUDA's thread coordinates for a launch of one block of one thread, which then loops over every element
+ONE_THREAD = """
+struct Coordinates { unsigned x; };
+static const Coordinates blockIdx = {0}, threadIdx = {0}, blockDim = {1}, gridDim = {1};
+#define __global__
+#define __device__
+"""
+
+
+@pytest.fixture(scope="module")
+def multi_tensor_kernels(tmp_path_factory):
+    """MULTI_TENSOR compiled for the host, once per dtype (its kernels have C names, so one library each)."""
+    if COMPILER is None:
+        pytest.skip("no C++ compiler to build the CUDA bodies for the host")
+    directory, libraries = tmp_path_factory.mktemp("multi_tensor"), {}
+    for dtype, c_type in ((np.float32, "float"), (np.float64, "double")):
+        source = directory / f"{c_type}.cpp"
+        source.write_text(f"#include <cmath>\nusing std::sqrt;\n{ONE_THREAD}#define T {c_type}\n{MULTI_TENSOR}")
+        library = directory / f"{c_type}.so"
+        subprocess.run([COMPILER, "-O1", "-shared", "-fPIC", "-o", str(library), str(source)], check=True,
+                       capture_output=True)
+        libraries[dtype] = ctypes.CDLL(str(library))
+    return libraries
+
+
+def address_table(*rows):
+    """The kernels' (table, ends, arrays) arguments for these lists of arrays (a ctypes pointer keeps its
+    array alive)."""
+    table = np.array([[array.ctypes.data for array in row] for row in rows], dtype=np.uint64)
+    ends = np.cumsum([array.size for array in rows[0]], dtype=np.int64)
+    return pointer(table), pointer(ends), ctypes.c_int(len(rows[0]))
+
+
+arrays_of_sizes = st.lists(st.integers(0, 300), min_size=1, max_size=6)   # 0: an empty array among the others
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@given(size=st.integers(1, 500), seed=st.integers(0, 2**32 - 1), step=st.integers(1, 50))
-def test_cuda_adam_body_matches_the_reference(host_kernels, dtype, size, seed, step):
+@given(sizes=arrays_of_sizes, seed=st.integers(0, 2**32 - 1), step=st.integers(1, 50))
+def test_cuda_adam_on_all_parameters_matches_the_reference(multi_tensor_kernels, dtype, sizes, seed, step):
     rng = np.random.default_rng(seed)
-    param, grad, m = (rng.standard_normal(size).astype(dtype) for _ in range(3))
-    v = rng.uniform(0, 2, size).astype(dtype)
-    device, host = [a.copy() for a in (param, m, v)], [a.copy() for a in (param, m, v)]
+    params, grads, ms = ([rng.standard_normal(size).astype(dtype) for size in sizes] for _ in range(3))
+    vs = [rng.uniform(0, 2, size).astype(dtype) for size in sizes]
+    expected_params, expected_ms, expected_vs = expected = [[a.copy() for a in row] for row in (params, ms, vs)]
     real = scalar(dtype)
     lr, beta1, beta2, eps = 1e-3, 0.5, 0.999, 1e-8
-    getattr(host_kernels, f"adam_update_{np.dtype(dtype).name}")(
-        pointer(grad), real(lr / (1 - beta1 ** step)), real(beta1), real(1 - beta1), real(beta2), real(1 - beta2),
-        real((1 - beta2 ** step) ** 0.5), real(eps), *map(pointer, device), ctypes.c_longlong(size))
-    reference.adam_update(host[0], grad, host[1], host[2], lr, beta1, beta2, eps, step)
+    arguments = address_table(params, grads, ms, vs)
+    multi_tensor_kernels[dtype].adam_update_all(
+        *arguments, real(lr / (1 - beta1 ** step)), real(beta1), real(1 - beta1), real(beta2), real(1 - beta2),
+        real((1 - beta2 ** step) ** 0.5), real(eps))
+    for param, grad, m, v in zip(expected_params, grads, expected_ms, expected_vs):
+        reference.adam_update(param, grad, m, v, lr, beta1, beta2, eps, step)
     tolerance = dict(rtol=2e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-15)
-    for a, b in zip(device, host):
-        np.testing.assert_allclose(a, b, **tolerance)
+    for row, expected_row in zip((params, ms, vs), expected):
+        for a, b in zip(row, expected_row):
+            np.testing.assert_allclose(a, b, **tolerance)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(sizes=arrays_of_sizes, seed=st.integers(0, 2**32 - 1), decay=st.sampled_from([0.0, 0.5, 0.999]))
+def test_cuda_fill_and_average_on_all_arrays_match_numpy(multi_tensor_kernels, dtype, sizes, seed, decay):
+    rng = np.random.default_rng(seed)
+    averages, params = ([rng.standard_normal(size).astype(dtype) for size in sizes] for _ in range(2))
+    expected = [average * dtype(decay) + dtype(1 - decay) * param for average, param in zip(averages, params)]
+    arguments = address_table(averages, params)
+    multi_tensor_kernels[dtype].average_all(*arguments, scalar(dtype)(decay), scalar(dtype)(1 - decay))
+    for a, b in zip(averages, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-6 if dtype == np.float32 else 1e-15, atol=0)
+    arguments = address_table(params)
+    multi_tensor_kernels[dtype].fill_all(*arguments, scalar(dtype)(0))
+    assert all(not param.any() for param in params)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

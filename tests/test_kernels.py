@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinygan import backend
+from tinygan import backend, kernels
 from tinygan.kernels import numba_cpu, output_size, reference
 from conftest import skip_without_gpu
 from strategies import conv_geometry
@@ -185,3 +185,28 @@ def test_numba_adam_matches_the_reference(dtype, size, seed, step):
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b, **tolerance)
     assert not np.array_equal(fast[0], param)   # the step happened, in place
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(sizes=st.lists(st.integers(0, 3000), min_size=1, max_size=8), seed=st.integers(0, 2**32 - 1),
+       step=st.integers(1, 50), decay=st.sampled_from([0.0, 0.5, 0.999]))
+def test_cupy_multi_tensor_kernels_match_the_cpu_loops(dtype, sizes, seed, step, decay):
+    """The GPU's one-launch updates of a list of arrays against the CPU's loop over the same arrays."""
+    skip_without_gpu()
+    from tinygan.kernels import cupy_gpu
+    rng = np.random.default_rng(seed)
+    params, grads, ms, averages = ([rng.standard_normal(size).astype(dtype) for size in sizes] for _ in range(4))
+    vs = [rng.uniform(0, 2, size).astype(dtype) for size in sizes]
+    rows = [params, grads, ms, vs, averages]
+    on_gpu = [[backend.to_device(array, "gpu") for array in row] for row in rows]
+    assert cupy_gpu.can_launch_on_all(on_gpu[:4])
+    for arrays in (rows, on_gpu):
+        kernels.adam_update_all(*arrays[:4], 1e-3, 0.5, 0.999, 1e-8, step)
+        kernels.average_all(arrays[4], arrays[0], decay)
+    tolerance = dict(rtol=2e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-15)
+    for cpu_row, gpu_row in zip(rows, on_gpu):
+        for cpu, gpu in zip(cpu_row, gpu_row):
+            np.testing.assert_allclose(backend.as_numpy(gpu), cpu, **tolerance)
+    kernels.fill_all(on_gpu[1], 0)
+    assert not any(backend.as_numpy(grad).any() for grad in on_gpu[1])

@@ -33,7 +33,7 @@ import copy
 
 import numpy as np
 
-from . import backend
+from . import backend, kernels
 from .conditional import CLASSES, Conditioned
 from .layers import BatchNorm, Dropout
 from .losses import BCEWithLogits
@@ -147,10 +147,8 @@ class GAN:
         """average = decay average + (1 - decay) G, with the decay warmed up over the first steps."""
         t = self.generator_optimizer.steps - 1     # this G step's index: 0, 1, 2, ... (resumes exactly)
         decay = min(self.ema, (1 + t) / (10 + t))
-        for (_, _, average, _), (_, _, param, _) in zip(self.average_generator.parameters(),
-                                                        self.generator.parameters()):
-            average *= decay
-            average += (1 - decay) * param
+        kernels.average_all([average for _, _, average, _ in self.average_generator.parameters()],
+                            [param for _, _, param, _ in self.generator.parameters()], decay)
 
     def refresh_average_statistics(self, rng, batch_size=64, batches=STATISTICS_BATCHES):
         """Re-estimate the averaged generator's BatchNorm running statistics from fresh noise drawn from ``rng``.

@@ -13,8 +13,7 @@ class Optimizer:
         self.steps = 0
 
     def zero_grad(self):
-        for layer, name in self.slots:
-            layer.grads[name].fill(0)
+        kernels.fill_all([layer.grads[name] for layer, name in self.slots], 0)   # one launch on a GPU
 
     def step(self):
         self.steps += 1
@@ -78,9 +77,15 @@ class Adam(Optimizer):
         super().__init__(params)
         self.lr, self.betas, self.eps = lr, tuple(betas), eps
 
-    def update(self, param, grad, state):
-        if "m" not in state:
-            xp = backend.get_array_module(param)
-            state["m"], state["v"] = xp.zeros_like(param), xp.zeros_like(param)
-        # one fused pass per parameter; kernels/reference.py has the docstring's formula in NumPy, line by line
-        kernels.adam_update(param, grad, state["m"], state["v"], self.lr, *self.betas, self.eps, self.steps)
+    def step(self):
+        """Every parameter's update, in one kernel launch on a GPU (kernels.adam_update_all)."""
+        self.steps += 1
+        params = [layer.params[name] for layer, name in self.slots]
+        for state, param in zip(self.state, params):
+            if "m" not in state:
+                xp = backend.get_array_module(param)
+                state["m"], state["v"] = xp.zeros_like(param), xp.zeros_like(param)
+        # kernels/reference.py has the docstring's formula in NumPy, line by line
+        kernels.adam_update_all(params, [layer.grads[name] for layer, name in self.slots],
+                                [state["m"] for state in self.state], [state["v"] for state in self.state],
+                                self.lr, *self.betas, self.eps, self.steps)

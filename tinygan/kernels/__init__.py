@@ -1,7 +1,9 @@
 """The hot loops of the engine, sent to the implementation that fits the array.
 
 im2col / col2im (the convolutions), leaky_relu and its backward, dropout,
-training-mode batch normalisation and the Adam update. Each exists up to three times:
+training-mode batch normalisation and the Adam update; and, for the
+optimizers, three that work on a whole list of arrays at once. Each exists up
+to three times:
 * ``reference``: plain array code, readable, works on NumPy and CuPy arrays;
 * ``numba_cpu``: parallel Numba kernels, the default for NumPy arrays;
 * ``cupy_gpu``: CUDA elementwise and reduction kernels, always used for CuPy arrays.
@@ -98,6 +100,46 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
     return _implementation(param, "adam_update")(param, grad, m, v, lr, beta1, beta2, eps, step)
 
 
+# The optimizers' kernels take a list of arrays, the parameters of a whole model: a GPU updates
+# them all in one launch (cupy_gpu's multi-tensor kernels), where a launch per array would cost
+# more than the arithmetic. A CPU call costs microseconds, not a launch, so there they loop.
+
+def _on_gpu_in_one_launch(rows):
+    """cupy_gpu, where it can update these lists of arrays in one launch; else None."""
+    if not rows[0] or device_of(rows[0][0]) != "gpu":
+        return None
+    from . import cupy_gpu
+    return cupy_gpu if cupy_gpu.can_launch_on_all(rows) else None
+
+
+def adam_update_all(params, grads, ms, vs, lr, beta1, beta2, eps, step):
+    """adam_update on every (param, grad, m, v)."""
+    gpu = _on_gpu_in_one_launch([params, grads, ms, vs])
+    if gpu is not None:
+        return gpu.adam_update_all(params, grads, ms, vs, lr, beta1, beta2, eps, step)
+    for param, grad, m, v in zip(params, grads, ms, vs):
+        adam_update(param, grad, m, v, lr, beta1, beta2, eps, step)
+
+
+def fill_all(arrays, value):
+    """Every array set to value (zero_grad)."""
+    gpu = _on_gpu_in_one_launch([arrays])
+    if gpu is not None:
+        return gpu.fill_all(arrays, value)
+    for array in arrays:
+        array.fill(value)
+
+
+def average_all(averages, params, decay):
+    """average = decay average + (1 - decay) param, in place, for each pair: a weight average."""
+    gpu = _on_gpu_in_one_launch([averages, params])
+    if gpu is not None:
+        return gpu.average_all(averages, params, decay)
+    for average, param in zip(averages, params):
+        average *= decay
+        average += (1 - decay) * param
+
+
 __all__ = ["im2col", "col2im", "leaky_relu", "leaky_relu_backward", "dropout", "batchnorm_forward",
-           "batchnorm_backward", "adam_update", "output_size", "use_cpu_kernels", "cpu_kernels", "uses_reference",
-           "CPU_KERNELS"]
+           "batchnorm_backward", "adam_update", "adam_update_all", "fill_all", "average_all", "output_size",
+           "use_cpu_kernels", "cpu_kernels", "uses_reference", "CPU_KERNELS"]

@@ -8,7 +8,8 @@ that tests on machines without a GPU can compile these bodies as host C++ and
 compare them with the reference (tests/test_cuda_source.py).
 
 Batch normalisation needs per-channel sums as well: those are ReductionKernel
-pieces (REDUCTIONS below), each reduced by SUM.
+pieces (REDUCTIONS below), each reduced by SUM. The optimizers' kernels work
+on a list of arrays at once: those are whole CUDA functions (MULTI_TENSOR).
 """
 from .reference import DROPOUT_BITS
 
@@ -71,16 +72,6 @@ KERNELS = {
     y = x * (bits >= threshold ? scale : (T)0);
     """),
 
-    # One Adam step, in place on param, m and v (see optimizers.Adam). 1 - beta
-    # comes in computed on the host in float64: in float32, 1 - 0.999f is off
-    # by 5e-5 relative.
-    "adam_update": ("T grad, T step_size, T beta1, T one_minus_beta1, T beta2, T one_minus_beta2, "
-                    "T root_correction2, T eps", "T param, T m, T v", """
-    m = beta1 * m + one_minus_beta1 * grad;
-    v = beta2 * v + one_minus_beta2 * grad * grad;
-    param -= step_size * m / (sqrt(v) / root_correction2 + eps);
-    """),
-
     # Batch normalisation, as the Numba kernels compute it: per-channel values
     # in double, the result rounded once to T. The per-channel arrays (mean,
     # inverse_std, gamma, ...) arrive as (C, 1) views that CuPy broadcasts
@@ -115,3 +106,64 @@ REDUCTIONS = {
     "channel_sum": ("T dy", "T total", "dy", "total = a"),
     "channel_dot": ("T dy, T x_hat", "T total", "(double)dy * x_hat", "total = a"),
 }
+
+# Kernels over a list of arrays in one launch, for the optimizers: an Adam step
+# over the dcgan's generator is one launch instead of one per parameter (the
+# aim of PyTorch's multi_tensor_apply). ``table`` holds the arrays' device
+# addresses, one row per role (param, grad, m, v), one column per array, and
+# ``ends`` the running total of their sizes. Every thread takes elements i,
+# i + all threads, ... of the concatenation of the arrays, and finds the array
+# of element i by binary search in ``ends``. The arrays are C-contiguous and of
+# type T (defined before this source, once for float and once for double).
+MULTI_TENSOR = r"""
+// Element i of the arrays' concatenation is element j of array a.
+__device__ void locate(long long i, const long long* ends, int arrays, int& a, long long& j) {
+    int low = 0, high = arrays - 1;
+    while (low < high) {
+        int middle = (low + high) / 2;
+        if (i < ends[middle]) high = middle; else low = middle + 1;
+    }
+    a = low;
+    j = i - (a > 0 ? ends[a - 1] : 0);
+}
+
+// One Adam step on every parameter (see optimizers.Adam). 1 - beta comes in
+// computed on the host in float64: in float32, 1 - 0.999f is off by 5e-5 relative.
+extern "C" __global__ void adam_update_all(const unsigned long long* table, const long long* ends, int arrays,
+        T step_size, T beta1, T one_minus_beta1, T beta2, T one_minus_beta2, T root_correction2, T eps) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < ends[arrays - 1];
+         i += (long long)gridDim.x * blockDim.x) {
+        int a; long long j;
+        locate(i, ends, arrays, a, j);
+        T* param = (T*)table[a];
+        const T grad = ((const T*)table[arrays + a])[j];
+        T* m = (T*)table[2 * arrays + a];
+        T* v = (T*)table[3 * arrays + a];
+        m[j] = beta1 * m[j] + one_minus_beta1 * grad;
+        v[j] = beta2 * v[j] + one_minus_beta2 * grad * grad;
+        param[j] -= step_size * m[j] / (sqrt(v[j]) / root_correction2 + eps);
+    }
+}
+
+// Every array set to value (zero_grad).
+extern "C" __global__ void fill_all(const unsigned long long* table, const long long* ends, int arrays, T value) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < ends[arrays - 1];
+         i += (long long)gridDim.x * blockDim.x) {
+        int a; long long j;
+        locate(i, ends, arrays, a, j);
+        ((T*)table[a])[j] = value;
+    }
+}
+
+// average = decay average + weight param for each (average, param) pair: the generator's weight average.
+extern "C" __global__ void average_all(const unsigned long long* table, const long long* ends, int arrays,
+        T decay, T weight) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < ends[arrays - 1];
+         i += (long long)gridDim.x * blockDim.x) {
+        int a; long long j;
+        locate(i, ends, arrays, a, j);
+        T* average = (T*)table[a];
+        average[j] = average[j] * decay + weight * ((const T*)table[arrays + a])[j];
+    }
+}
+"""

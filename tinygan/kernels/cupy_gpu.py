@@ -14,7 +14,7 @@ array code launches ten or more each way.
 import cupy
 import numpy
 
-from .cuda_source import KERNELS, PREAMBLE, REDUCTIONS, SUM
+from .cuda_source import KERNELS, MULTI_TENSOR, PREAMBLE, REDUCTIONS, SUM
 from .reference import DROPOUT_BITS, output_size
 
 _kernels = {name: cupy.ElementwiseKernel(inputs, outputs, body, f"tinygan_{name}", preamble=PREAMBLE)
@@ -57,10 +57,79 @@ def dropout(x, p, key):
     return _kernels["dropout"](x, numpy.uint64(key), threshold, x.dtype.type(1 / (1 - p)))
 
 
-def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
-    t = param.dtype.type
-    _kernels["adam_update"](grad, t(lr / (1 - beta1 ** step)), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2),
-                            t((1 - beta2 ** step) ** 0.5), t(eps), param, m, v)
+# The multi-tensor kernels, compiled once per dtype on first use.
+_multi_tensor_modules, _multi_tensor_kernels = {}, {}
+C_TYPES = {"float32": "float", "float64": "double"}
+
+
+def _multi_tensor_kernel(name, dtype):
+    if (name, dtype.name) not in _multi_tensor_kernels:
+        if dtype.name not in _multi_tensor_modules:
+            _multi_tensor_modules[dtype.name] = cupy.RawModule(code=f"#define T {C_TYPES[dtype.name]}\n" + MULTI_TENSOR)
+        _multi_tensor_kernels[name, dtype.name] = _multi_tensor_modules[dtype.name].get_function(name)
+    return _multi_tensor_kernels[name, dtype.name]
+
+
+# Each list of arrays gets its table of device addresses once: copying a new table to the GPU
+# waits for the GPU, so it must not happen every step. A table holds its arrays (so that their
+# addresses stay theirs); the few most recent tables are kept, enough for a GAN's two optimizers,
+# their gradients and the weight average.
+_tables = {}
+TABLES_KEPT = 8
+
+
+def _key(rows):
+    return tuple(id(array) for row in rows for array in row)
+
+
+def _table(rows):
+    key = _key(rows)
+    if key not in _tables:
+        addresses = numpy.array([[array.data.ptr for array in row] for row in rows], dtype=numpy.uint64)
+        ends = numpy.cumsum([array.size for array in rows[0]], dtype=numpy.int64)
+        _tables[key] = (rows, cupy.asarray(addresses), cupy.asarray(ends))
+        while len(_tables) > TABLES_KEPT:
+            del _tables[next(iter(_tables))]   # the oldest
+    return _tables[key][1:]
+
+
+def can_launch_on_all(rows):
+    """True when the multi-tensor kernels take these lists: C-contiguous CuPy float arrays of one dtype, the
+    arrays of each row the sizes of the first row's."""
+    if _key(rows) in _tables:
+        return True   # checked when its table was built; an array's dtype, size and layout never change
+    first = rows[0]
+    return (len(first) > 0 and first[0].dtype.name in C_TYPES
+            and all(len(row) == len(first) for row in rows)
+            and all(isinstance(array, cupy.ndarray) and array.dtype == first[0].dtype
+                    and array.flags.c_contiguous and array.size == like.size
+                    for row in rows for array, like in zip(row, first)))
+
+
+def _launch_on_all(name, rows, *scalars):
+    total = sum(array.size for array in rows[0])
+    if total == 0:
+        return
+    table, ends = _table(rows)
+    dtype = rows[0][0].dtype
+    threads = 256
+    blocks = min((total + threads - 1) // threads, 8192)   # each thread loops over the rest
+    _multi_tensor_kernel(name, dtype)((blocks,), (threads,),
+                                      (table, ends, numpy.int32(len(rows[0])), *(dtype.type(s) for s in scalars)))
+
+
+def adam_update_all(params, grads, ms, vs, lr, beta1, beta2, eps, step):
+    """One Adam step on every parameter, in one launch; see optimizers.Adam."""
+    _launch_on_all("adam_update_all", [params, grads, ms, vs], lr / (1 - beta1 ** step), beta1, 1 - beta1,
+                   beta2, 1 - beta2, (1 - beta2 ** step) ** 0.5, eps)
+
+
+def fill_all(arrays, value):
+    _launch_on_all("fill_all", [arrays], value)
+
+
+def average_all(averages, params, decay):
+    _launch_on_all("average_all", [averages, params], decay, 1 - decay)
 
 
 def batchnorm_forward(x, gamma, beta, eps):
