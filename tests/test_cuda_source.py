@@ -258,3 +258,22 @@ def test_cuda_batchnorm_pieces_compose_to_the_reference(host_kernels, dtype, sha
     for name, a, b in zip(("dx", "dgamma", "dbeta"), (dx, dgamma, dbeta), expected):
         np.testing.assert_allclose(a, b, rtol=tolerance["rtol"], atol=tolerance["atol"] * max(1.0, abs(b).max()),
                                    err_msg=name)
+
+
+def test_every_cuda_source_compiles_with_nvrtc():
+    """CUDA's own compiler on every source above, where CuPy's NVRTC is installed (it needs no GPU): the
+    host C++ tests cannot catch what only CUDA refuses."""
+    nvrtc = pytest.importorskip("cupy_backends.cuda.libs.nvrtc", reason="CuPy's NVRTC is not installed")
+    for c_type in ("float", "double"):
+        bodies = [host_function(name, *spec, c_type) for name, spec in KERNELS.items()]
+        bodies += [host_reduction(name, *spec, c_type) for name, spec in REDUCTIONS.items()]
+        sources = {"multi_tensor": f"#define T {c_type}\n{MULTI_TENSOR}",
+                   "bodies": f"#define T {c_type}\n{PREAMBLE}" + "".join(f"__device__ {body}" for body in bodies)}
+        for name, source in sources.items():
+            program = nvrtc.createProgram(source, f"{name}_{c_type}.cu", [], [])
+            try:
+                nvrtc.compileProgram(program, [])
+            except Exception as error:
+                pytest.fail(f"{name} in {c_type} does not compile: {error}\n{nvrtc.getProgramLog(program)}")
+            finally:
+                nvrtc.destroyProgram(program)
