@@ -84,6 +84,13 @@ KERNELS = {
     y = normalised * gamma + beta;
     """),
 
+    # The new running estimates (see layers/batchnorm.py); unbias = m / (m - 1).
+    "batchnorm_running_statistics": ("T running_mean, T running_var, T mean, T var, float64 momentum, float64 unbias",
+                                     "T new_mean, T new_var", """
+    new_mean = (1 - momentum) * running_mean + momentum * mean;
+    new_var = (1 - momentum) * running_var + momentum * var * unbias;
+    """),
+
     # dL/dx = gamma r (dy - mean(dy) - x_hat mean(dy x_hat)), r = 1 / sqrt(var + eps);
     # dbeta and dgamma are the two channel sums.
     "batchnorm_input_gradient": ("T dy, T x_hat, T gamma, T inverse_std, T dbeta, T dgamma, float64 count", "T dx", """

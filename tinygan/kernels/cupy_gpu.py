@@ -15,6 +15,7 @@ import cupy
 import numpy
 
 from .cuda_source import KERNELS, MULTI_TENSOR, PREAMBLE, REDUCTIONS, SUM
+from . import reference
 from .reference import DROPOUT_BITS, output_size
 
 _kernels = {name: cupy.ElementwiseKernel(inputs, outputs, body, f"tinygan_{name}", preamble=PREAMBLE)
@@ -140,6 +141,13 @@ def batchnorm_forward(x, gamma, beta, eps):
     inverse_std = _kernels["batchnorm_inverse_std"](var, float(eps))
     y, x_hat = _kernels["batchnorm_normalise"](x, mean[:, None], inverse_std[:, None], gamma[:, None], beta[:, None])
     return y, x_hat, mean, var, inverse_std
+
+
+def batchnorm_running_statistics(running_mean, running_var, mean, var, momentum, unbias):
+    if running_mean.dtype != mean.dtype or running_var.dtype != var.dtype:   # estimates set by hand in another dtype
+        return reference.batchnorm_running_statistics(running_mean, running_var, mean, var, momentum, unbias)
+    return _kernels["batchnorm_running_statistics"](running_mean, running_var, mean, var, float(momentum),
+                                                    float(unbias))
 
 
 def batchnorm_backward(dout, x_hat, gamma, inverse_std):

@@ -104,6 +104,11 @@ def batchnorm_forward(x, gamma, beta, eps):
     return x_hat * gamma[:, None] + beta[:, None], x_hat, mean, var, inverse_std
 
 
+def batchnorm_running_statistics(running_mean, running_var, mean, var, momentum, unbias):
+    """The new running estimates: r = (1 - momentum) r + momentum batch value (the variance times unbias)."""
+    return (1 - momentum) * running_mean + momentum * mean, (1 - momentum) * running_var + momentum * var * unbias
+
+
 def batchnorm_backward(dout, x_hat, gamma, inverse_std):
     """dL/dx, dL/dgamma, dL/dbeta of batchnorm_forward (derived step by step in the docstring of layers/batchnorm.py)."""
     dgamma, dbeta = (dout * x_hat).sum(axis=(0, 2)), dout.sum(axis=(0, 2))

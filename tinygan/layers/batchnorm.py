@@ -57,10 +57,8 @@ class BatchNorm(Layer):
                 raise ValueError(f"BatchNorm in training mode needs more than one value per channel, "
                                  f"got input of shape {tuple(x.shape)}")
             y3, x_hat, mean, var, inverse_std = kernels.batchnorm_forward(x3, gamma, beta, self.eps)
-            momentum = self.momentum
-            self.buffers["running_mean"] = (1 - momentum) * self.buffers["running_mean"] + momentum * mean
-            self.buffers["running_var"] = ((1 - momentum) * self.buffers["running_var"]
-                                           + momentum * var * (m / (m - 1)))
+            self.buffers["running_mean"], self.buffers["running_var"] = kernels.batchnorm_running_statistics(
+                self.buffers["running_mean"], self.buffers["running_var"], mean, var, self.momentum, m / (m - 1))
         else:
             inverse_std = 1 / xp.sqrt(self.buffers["running_var"] + self.eps)
             x_hat = (x3 - self.buffers["running_mean"][:, None]) * inverse_std[:, None]
