@@ -17,7 +17,7 @@ copy or add without a bounds check.
 process does not compile again.
 """
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, njit, prange, set_num_threads
 
 from .reference import DROPOUT_BITS, SPLITMIX64_GOLDEN, SPLITMIX64_MIX1, SPLITMIX64_MIX2, output_size
 from .reference import adam_update as reference_adam_update
@@ -130,6 +130,27 @@ def col2im(col, image_size, stride, padding):
 # Elementwise kernels: one parallel pass instead of NumPy's several
 # single-threaded passes with a temporary array each. The arrays are flat
 # views of C-contiguous arrays.
+#
+# Waking the idle thread pool for a parallel loop costs about 45 us here (its
+# threads sleep when idle: tinygan/threads.py), more than a whole pass over a
+# small array: LeakyReLU on the mlp's 64 x 512 activations took 46 us on two
+# threads and 5 us on one. So arrays below PARALLEL_FROM elements run on the
+# calling thread alone. The thresholds are where two threads started to win
+# on a 2-core machine; the results do not depend on the thread count.
+PARALLEL_FROM = {"leaky_relu": 2**19, "dropout": 2**18, "adam_update": 2**17}
+
+
+def _run(kernel, size, name, *arguments):
+    """kernel(*arguments), on the calling thread alone when ``size`` is below PARALLEL_FROM[name]."""
+    if size >= PARALLEL_FROM[name]:
+        return kernel(*arguments)
+    threads = get_num_threads()
+    set_num_threads(1)
+    try:
+        return kernel(*arguments)
+    finally:
+        set_num_threads(threads)
+
 
 @njit(parallel=True, cache=True)
 def _leaky_relu(x, y, slope):
@@ -160,20 +181,22 @@ def _flat(a):
 
 def leaky_relu(x, negative_slope):
     y = np.empty(x.shape, dtype=x.dtype)
-    _leaky_relu(_flat(x), y.reshape(-1), x.dtype.type(negative_slope))
+    _run(_leaky_relu, x.size, "leaky_relu", _flat(x), y.reshape(-1), x.dtype.type(negative_slope))
     return y
 
 
 def leaky_relu_backward(dout, x, negative_slope):
     dx = np.empty(dout.shape, dtype=dout.dtype)
-    _leaky_relu_backward(_flat(dout), _flat(x), dx.reshape(-1), dout.dtype.type(negative_slope))
+    _run(_leaky_relu_backward, x.size, "leaky_relu", _flat(dout), _flat(x), dx.reshape(-1),
+         dout.dtype.type(negative_slope))
     return dx
 
 
 def dropout(x, p, key):
     y = np.empty(x.shape, dtype=x.dtype)
     threshold = np.uint64(round(p * 2 ** DROPOUT_BITS))
-    _dropout(_flat(x), y.reshape(-1), np.uint64(key), threshold, x.dtype.type(1 / (1 - p)), x.dtype.type(0))
+    _run(_dropout, x.size, "dropout", _flat(x), y.reshape(-1), np.uint64(key), threshold, x.dtype.type(1 / (1 - p)),
+         x.dtype.type(0))
     return y
 
 
@@ -322,5 +345,5 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
     """One pass over the four arrays instead of NumPy's eight (see reference.adam_update)."""
     if not all(a.flags.c_contiguous for a in (param, grad, m, v)):   # in place needs flat views
         return reference_adam_update(param, grad, m, v, lr, beta1, beta2, eps, step)
-    _adam_update(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
-                 lr / (1 - beta1 ** step), beta1, beta2, (1 - beta2 ** step) ** 0.5, eps)
+    _run(_adam_update, param.size, "adam_update", param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
+         lr / (1 - beta1 ** step), beta1, beta2, (1 - beta2 ** step) ** 0.5, eps)
