@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import tinygan  # noqa: F401,I001  first, so that its thread settings (tinygan/threads.py) precede NumPy's loading
 
+import csv
 import datetime
 import json
 import os
@@ -251,6 +252,42 @@ def step_rows(bench, arch, batch):
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
+EPOCHS = 3   # timed per side; the first is left out (compilation, caches, the GPU's clocks coming up)
+
+
+def epoch_rows(bench, arch, data_dir, images):
+    """Whole epochs of `python -m tinygan train` with its defaults (its own loop, weight average and all)
+    against PyTorch's standard loop over the same images (benchmarks/torch_epoch.py), each in a process
+    of its own: what a user waits for, where the step table times one step in isolation."""
+    if data_dir is None:
+        return {"skipped": "no MNIST directory: pass --data-dir"}
+    row = {"arch": arch, "images": images, "batch": 64, "epochs": EPOCHS}
+    with tempfile.TemporaryDirectory() as directory:
+        run_dir = Path(directory) / "run"
+        command = [sys.executable, "-m", "tinygan", "train", "--arch", arch, "--device", bench.device,
+                   "--epochs", str(EPOCHS), "--limit", str(images), "--eval-every", "0", "--quiet",
+                   "--out", str(run_dir), "--data-dir", str(data_dir)]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()}")
+        with open(run_dir / "metrics.csv") as metrics:
+            seconds = [float(epoch["seconds"]) for epoch in csv.DictReader(metrics)]
+    row["tinygan"] = {"seconds": seconds, "median": float(np.median(seconds[1:]))}
+    if bench.torch:
+        environment = {key: value for key, value in os.environ.items() if key not in threads.applied}
+        command = [sys.executable, "-m", "benchmarks.torch_epoch", "--arch", arch, "--device", bench.device,
+                   "--epochs", str(EPOCHS), "--images", str(images), "--data-dir", str(data_dir)]
+        result = subprocess.run(command, capture_output=True, text=True, env=environment,
+                                cwd=Path(__file__).resolve().parents[1])
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()}")
+        answer = json.loads(result.stdout.strip().splitlines()[-1])
+        row["torch"] = {"seconds": answer["seconds"], "median": float(np.median(answer["seconds"][1:])),
+                        "threads": answer["threads"]}
+        row["ratio_to_torch"] = row["tinygan"]["median"] / row["torch"]["median"]
+    return row
+
+
 def eval_rows(data_dir, n=10_000):
     """`tinygan eval` on n images (MNIST test images standing in for generated ones: generation excluded),
     cold (the real side computed, as on a first call) and warm (the real side from the cache), with the parts."""
@@ -335,6 +372,17 @@ def print_report(report):
                 continue
             parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in row["parts"].items())
             say(f"  {state:<5} {row['n']:,} images {row['seconds']:6.1f}  ({parts})")
+    if report.get("epoch"):
+        say(f"\nwhole epochs of `train` (its defaults) against PyTorch's standard loop, each in a process of its "
+            f"own; seconds, median of epochs 2-{EPOCHS}")
+        for row in report["epoch"]:
+            if "skipped" in row:
+                say(f"  skipped: {row['skipped']}")
+                continue
+            line = f"  {row['arch']:<6} {row['images']:,} images  tinygan {row['tinygan']['median']:7.2f}"
+            if "torch" in row:
+                line += f"  PyTorch {row['torch']['median']:7.2f}  tinygan / PyTorch {row['ratio_to_torch']:.2f}"
+            say(line)
     say("\nmemory: " + ", ".join(f"{k} {v:.0f}" for k, v in report["memory"].items()))
 
 
@@ -344,8 +392,9 @@ def print_report(report):
 @click.option("--no-torch", is_flag=True, help="Skip the PyTorch reference column even where torch is installed.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Where to write every figure [default: runs/benchmarks/<date>-<device>.json].")
-@click.option("--only", type=click.Choice(["kernels", "layers", "step", "eval"]), multiple=True,
-              help="Run only these sections (repeatable).")
+@click.option("--only", type=click.Choice(["kernels", "layers", "step", "eval", "epoch"]), multiple=True,
+              help="Run only these sections (repeatable). 'epoch' (whole epochs of `train` against PyTorch's "
+                   "standard loop) runs only when asked for: a dcgan epoch takes minutes on a CPU.")
 @click.option("--arch", "archs", type=click.Choice(["mlp", "dcgan"]), multiple=True,
               help="Time only these networks' layers and steps (repeatable) [default: both].")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
@@ -356,7 +405,9 @@ def print_report(report):
                    "order of `train`].")
 @click.option("--eval-images", type=click.IntRange(min=evaluation.MIN_IMAGES), default=10_000, show_default=True,
               help="Images the eval section measures.")
-def main(device, full, no_torch, json_path, only, archs, repeats, data_dir, eval_images):
+@click.option("--epoch-images", type=click.IntRange(min=64), default=60_000, show_default=True,
+              help="Training images in an epoch of the epoch section.")
+def main(device, full, no_torch, json_path, only, archs, repeats, data_dir, eval_images, epoch_images):
     """Time tinygan's kernels, layers and training steps (see benchmarks/run.py)."""
     try:
         backend.use_device(device)
@@ -374,7 +425,7 @@ def main(device, full, no_torch, json_path, only, archs, repeats, data_dir, eval
                            "cpu_kernels": kernels.cpu_kernels(), "threads": os.cpu_count(),
                            "environment": {k: os.environ.get(k) for k in
                                            ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "OMP_NUM_THREADS")}},
-              "matmul": matmul_peak(bench), "kernels": [], "layers": [], "train_step": [], "eval": {}}
+              "matmul": matmul_peak(bench), "kernels": [], "layers": [], "train_step": [], "eval": {}, "epoch": []}
     if "kernels" in sections:
         report["kernels"] = kernel_rows(bench, 64)
     if "layers" in sections:
@@ -383,6 +434,8 @@ def main(device, full, no_torch, json_path, only, archs, repeats, data_dir, eval
         report["train_step"] = [step_rows(bench, arch, batch) for arch in archs for batch in batches]
     if "eval" in sections:
         report["eval"] = eval_rows(data_dir, eval_images)
+    if "epoch" in sections:
+        report["epoch"] = [epoch_rows(bench, arch, data_dir, epoch_images) for arch in archs]
     report["memory"] = peak_memory(bench)
     print_report(report)
     path = Path(json_path or Path("runs") / "benchmarks" / f"{now:%Y%m%d-%H%M%S}-{device}.json")

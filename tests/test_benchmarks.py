@@ -66,3 +66,29 @@ def test_pytorchs_step_runs_in_its_own_process_with_the_users_environment(tmp_pa
         assert row["ratio_to_torch"]["median"] > 0
         assert row["torch_process"]["environment"]["OMP_WAIT_POLICY"] is None   # the user's, not tinygan's
     assert "PyTorch in its own process with its default threads" in result.stdout
+
+
+def test_the_epoch_section_times_whole_epochs_of_train(tmp_path):
+    """Only when asked for: `train` itself, in a process of its own, on the images asked for; and where
+    PyTorch is installed, its standard loop over the same images in another."""
+    import importlib.util
+
+    import pytest
+    if not SHARED_MNIST.is_dir():
+        pytest.skip(f"no MNIST copy at {SHARED_MNIST}")
+    with_torch = importlib.util.find_spec("torch") is not None
+    path = tmp_path / "report.json"
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "--only", "epoch", "--arch", "mlp",
+                             "--epoch-images", "640", "--data-dir", str(SHARED_MNIST), "--json", str(path)]
+                            + ([] if with_torch else ["--no-torch"]), cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(path.read_text())
+    assert report["train_step"] == [] and report["kernels"] == []   # the other sections were not asked for
+    [row] = report["epoch"]
+    assert (row["arch"], row["images"], row["batch"]) == ("mlp", 640, 64)
+    sides = ("tinygan", "torch") if with_torch else ("tinygan",)
+    for side in sides:
+        assert len(row[side]["seconds"]) == row["epochs"] == 3 and row[side]["median"] > 0
+    assert ("ratio_to_torch" in row) == with_torch
+    assert "whole epochs of `train`" in result.stdout

@@ -1,0 +1,70 @@
+"""The speed targets, each read from benchmark reports and said met or not.
+
+    python -m benchmarks.targets REPORT.json [REPORT.json ...]
+
+A report is the JSON `python -m benchmarks --json` writes. Each target is a ratio measured side by
+side in one run (tinygan's median over PyTorch's at its best, each in a process of its own); a target
+whose figure is in none of the reports is listed as not measured. Exits 0 either way: the targets
+are goals, and a report that misses one is still a report.
+"""
+import json
+import sys
+
+# (device, what, where a report has it: section, arch, batch, ratio or ms; the bound; a stretch goal or not)
+TARGETS = [
+    ("gpu", "step, dcgan batch 64, tinygan / PyTorch", ("train_step", "dcgan", 64, "ratio"), ("<", 1.0), False),
+    ("gpu", "step, dcgan batch 128, tinygan / PyTorch", ("train_step", "dcgan", 128, "ratio"), ("<", 1.0), False),
+    ("gpu", "step, mlp batch 64, tinygan / PyTorch", ("train_step", "mlp", 64, "ratio"), ("<", 1.0), False),
+    ("gpu", "step, dcgan batch 64, ms", ("train_step", "dcgan", 64, "ms"), ("<=", 3.0), True),
+    ("gpu", "epoch of train, dcgan, tinygan / PyTorch", ("epoch", "dcgan", None, "ratio"), ("<", 1.0), False),
+    ("cpu", "step, dcgan batch 64, tinygan / PyTorch", ("train_step", "dcgan", 64, "ratio"), ("<=", 1.25), False),
+    ("cpu", "step, dcgan batch 64, tinygan / PyTorch", ("train_step", "dcgan", 64, "ratio"), ("<=", 1.0), True),
+    ("cpu", "step, mlp batch 64, tinygan / PyTorch", ("train_step", "mlp", 64, "ratio"), ("<", 1.0), False),
+]
+
+
+def figure(report, section, arch, batch, kind):
+    """The target's number in this report, or None."""
+    for row in report.get(section) or []:
+        if row.get("arch") != arch or (batch is not None and row.get("batch") != batch):
+            continue
+        if kind == "ms":
+            return row["tinygan"]["median"] * 1e3
+        if "ratio_to_torch" not in row:
+            return None
+        ratio = row["ratio_to_torch"]
+        return ratio["median"] if isinstance(ratio, dict) else ratio
+    return None
+
+
+def rows(reports):
+    """(device, what, bound, stretch, measured or None, the machine it was measured on) for every target."""
+    for device, what, (section, arch, batch, kind), bound, stretch in TARGETS:
+        measured, machine = None, None
+        for report in reports:
+            if report["settings"]["device"] == device:
+                value = figure(report, section, arch, batch, kind)
+                if value is not None:
+                    measured, machine = value, report["machine"].get("gpu") or report["machine"]["cpu"]
+        yield device, what, bound, stretch, measured, machine
+
+
+def met(measured, bound):
+    operator, goal = bound
+    return measured < goal if operator == "<" else measured <= goal
+
+
+def main(paths):
+    reports = [json.loads(open(path).read()) for path in paths]
+    print(f"{'device':<6} {'target':<44} {'goal':>7} {'measured':>9}  verdict")
+    for device, what, bound, stretch, measured, machine in rows(reports):
+        if measured is None:
+            shown, verdict = "-", "not measured"
+        else:
+            shown = f"{measured:.2f}"
+            verdict = f"{'met' if met(measured, bound) else 'not met'}{' (stretch goal)' if stretch else ''}, on {machine}"
+        print(f"{device:<6} {what:<44} {bound[0] + ' ' + format(bound[1], 'g'):>7} {shown:>9}  {verdict}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
