@@ -259,8 +259,8 @@ def epoch_rows(bench, arch, data_dir, images):
     """Whole epochs of `python -m tinygan train` with its defaults (its own loop, weight average and all)
     against PyTorch's standard loop over the same images (benchmarks/torch_epoch.py), each in a process
     of its own: what a user waits for, where the step table times one step in isolation."""
-    if data_dir is None:
-        return {"skipped": "no MNIST directory: pass --data-dir"}
+    if data_dir is None or not Path(data_dir).is_dir():
+        return {"arch": arch, "skipped": f"no MNIST directory {data_dir or ''}: pass --data-dir"}
     row = {"arch": arch, "images": images, "batch": 64, "epochs": EPOCHS}
     with tempfile.TemporaryDirectory() as directory:
         run_dir = Path(directory) / "run"

@@ -92,3 +92,28 @@ def test_the_epoch_section_times_whole_epochs_of_train(tmp_path):
         assert len(row[side]["seconds"]) == row["epochs"] == 3 and row[side]["median"] > 0
     assert ("ratio_to_torch" in row) == with_torch
     assert "whole epochs of `train`" in result.stdout
+
+
+def test_targets_say_met_not_met_and_not_measured(tmp_path, capsys):
+    """benchmarks/targets.py on two made-up reports: one CPU run, one GPU epoch run."""
+    from benchmarks import targets
+
+    def step(arch, ratio):
+        return {"arch": arch, "batch": 64, "tinygan": {"median": 0.2}, "ratio_to_torch": {"median": ratio}}
+
+    cpu = {"settings": {"device": "cpu"}, "machine": {"cpu": "a CPU", "gpu": None},
+           "train_step": [step("dcgan", 1.1), step("mlp", 1.02)]}
+    gpu = {"settings": {"device": "gpu"}, "machine": {"cpu": "a CPU", "gpu": "a GPU"},
+           "epoch": [{"arch": "dcgan", "tinygan": {"median": 9.0}, "ratio_to_torch": 0.9}]}
+    paths = []
+    for name, report in (("cpu", cpu), ("gpu", gpu)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(report))
+    targets.main(paths)
+    out = " ".join(capsys.readouterr().out.split())   # the columns' padding aside
+    assert "gpu epoch of train, dcgan, tinygan / PyTorch < 1 0.90 met, on a GPU" in out
+    assert "cpu step, dcgan batch 64, tinygan / PyTorch <= 1.25 1.10 met, on a CPU" in out
+    assert "cpu step, dcgan batch 64, tinygan / PyTorch <= 1 1.10 not met (stretch goal), on a CPU" in out
+    assert "cpu step, mlp batch 64, tinygan / PyTorch < 1 1.02 not met, on a CPU" in out
+    assert out.count("not measured") == 4   # the GPU step targets
+
