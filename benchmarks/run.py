@@ -10,7 +10,8 @@ library versions and the settings. Where PyTorch is installed, the same
 architectures built in PyTorch (benchmarks/torch_reference.py) are timed in
 the same run as a reference column; PyTorch is never needed. Its training
 step runs in a process of its own with the user's environment
-(benchmarks/torch_worker.py), alternating with tinygan's, and is the faster of
+(benchmarks/torch_worker.py), taking turns with tinygan's of a few steps in
+a row each (benchmarks/timing.py, measure_pair), and is the faster of
 PyTorch users' standard loop and tinygan's step translated; the per-layer
 PyTorch times are taken in this process.
 """
@@ -210,6 +211,9 @@ class TorchWorker:
         self.directory.cleanup()
 
 
+STEP_BLOCK = 5   # steps a side runs back to back per turn (benchmarks/timing.py, measure_pair)
+
+
 def step_rows(bench, arch, batch):
     """One GAN.train_step (D step + G step) and the same step in PyTorch."""
     backend.seed(0)
@@ -235,7 +239,7 @@ def step_rows(bench, arch, batch):
             row["torch_process"] = {"threads": worker.ready["threads"], "environment": worker.ready["environment"]}
             row["tinygan"], row["torch"], row["ratio_to_torch"] = measure_pair(
                 lambda: timed_call(step, bench.synchronize),
-                lambda: worker.step(row["torch_way"]), bench.repeats, warmup=3)
+                lambda: worker.step(row["torch_way"]), bench.repeats, warmup=3, block=STEP_BLOCK)
         else:
             row["tinygan"] = bench.time(step, warmup=3)
     finally:
@@ -362,7 +366,8 @@ def print_report(report):
             ratio = row["ratio_to_torch"]
             ways = ", ".join(f"{way} {seconds * 1e3:.1f} ms" for way, seconds in row["torch_ways_median"].items())
             say(f"  {'':<6} {'':<10} tinygan / torch = {ratio['median']:.2f} [{ratio['min']:.2f}-{ratio['max']:.2f}]"
-                f" (median of {ratio['repeats']} ratios, the two steps timed in alternation; PyTorch in its own "
+                f" (median of {ratio['repeats']} ratios, the two sides taking turns of {STEP_BLOCK} steps in a row; "
+                f"PyTorch in its own "
                 f"process with its default threads, its faster loop: {row['torch_way']}; {ways})")
     if report.get("eval"):
         say("\ntinygan eval (generation excluded), seconds: cold computes the real side, warm reads it from the cache")

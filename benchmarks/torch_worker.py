@@ -5,7 +5,7 @@ own programs (tinygan/threads.py) and the state of tinygan's thread pools:
 its dcgan step ran 15% slower and its mlp step 35% slower that way than in a
 process of its own. So `python -m benchmarks` starts this worker with the
 environment the user started it with, and asks it for one step at a time,
-alternating with tinygan's steps (benchmarks/timing.py, measure_pair).
+taking turns of a few steps with tinygan's (benchmarks/timing.py, measure_pair).
 
 The protocol is one JSON object per line. The first, on standard input:
     {"state": "file.npz", "arch": "dcgan", "batch": 64, "device": "cpu"}

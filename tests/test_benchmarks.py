@@ -117,3 +117,22 @@ def test_targets_say_met_not_met_and_not_measured(tmp_path, capsys):
     assert "cpu step, mlp batch 64, tinygan / PyTorch < 1 1.02 not met, on a CPU" in out
     assert out.count("not measured") == 4   # the GPU step targets
 
+
+def test_measure_pair_in_turns_counts_the_steps_of_a_running_loop():
+    """With block > 1 the first call of each turn (after the other side's) is left out, as it is no step of
+    a training loop; with block 1 every call is such a first call."""
+    from benchmarks.timing import measure_pair
+    history = []
+
+    def side(name, seconds):
+        def call():
+            first_of_turn = history[-1:] != [name]
+            history.append(name)
+            return seconds * (10 if first_of_turn else 1)
+        return call
+
+    a, b, ratio = measure_pair(side("a", 2.0), side("b", 1.0), repeats=4, warmup=1, block=3)
+    assert (a["median"], b["median"], ratio["median"]) == (2.0, 1.0, 2.0)
+    assert history.count("a") == 1 + 4 * (1 + 3)
+    a, b, ratio = measure_pair(side("a", 2.0), side("b", 1.0), repeats=4, warmup=1)
+    assert (a["median"], b["median"]) == (20.0, 10.0)
