@@ -148,5 +148,5 @@ def average_all(averages, params, decay):
 
 
 __all__ = ["im2col", "col2im", "leaky_relu", "leaky_relu_backward", "dropout", "batchnorm_forward",
-           "batchnorm_backward", "batchnorm_running_statistics", "adam_update", "adam_update_all", "fill_all", "average_all", "output_size",
-           "use_cpu_kernels", "cpu_kernels", "uses_reference", "CPU_KERNELS"]
+           "batchnorm_backward", "batchnorm_running_statistics", "adam_update", "adam_update_all", "fill_all",
+           "average_all", "output_size", "use_cpu_kernels", "cpu_kernels", "uses_reference", "CPU_KERNELS"]
