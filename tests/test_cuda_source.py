@@ -59,9 +59,10 @@ def host_reduction(name, inputs, output, map_expr, post_map_expr, suffix):
             prologue.append(f"T {variable} = {variable}_array[i];")
         else:
             parameters.append(f"{C_TYPES[c_type]} {variable}")
-    _, result = output.split()
+    result_type, result = output.split()
     reduce_type = SUM["reduce_type"]
-    return (f"void {name}_{suffix}({', '.join(parameters)}, T* {result}_array, int N, int C, int M) {{\n"
+    return (f"void {name}_{suffix}({', '.join(parameters)}, {C_TYPES[result_type]}* {result}_array, "
+            f"int N, int C, int M) {{\n"
             f"  for (int c = 0; c < C; ++c) {{\n"
             f"    {reduce_type} total_ = {reduce_type}({SUM['identity']});\n"
             f"    for (int n = 0; n < N; ++n) for (int j = 0; j < M; ++j) {{\n"
@@ -69,7 +70,7 @@ def host_reduction(name, inputs, output, map_expr, post_map_expr, suffix):
             f"      {reduce_type} a = total_, b = static_cast<{reduce_type}>({map_expr});\n"
             f"      total_ = ({SUM['reduce_expr']});\n"
             f"    }}\n"
-            f"    T& {result} = {result}_array[c]; {reduce_type} a = total_; {post_map_expr};\n"
+            f"    {C_TYPES[result_type]}& {result} = {result}_array[c]; {reduce_type} a = total_; {post_map_expr};\n"
             f"  }}\n}}\n")
 
 
@@ -154,6 +155,30 @@ def test_cuda_batchnorm_running_statistics_match_the_reference(host_kernels, dty
     tolerance = dict(rtol=1e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(new_mean, expected[0], **tolerance)
     np.testing.assert_allclose(new_var, expected[1], **tolerance)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(size=st.integers(1, 400), seed=st.integers(0, 2**32 - 1),
+       target=st.sampled_from(["random", 0.0, 1.0, 0.9]))
+def test_cuda_bce_with_logits_pieces_match_the_reference(host_kernels, dtype, size, seed, target):
+    """The loss in one reduction over every axis and its gradient, against the reference in float64 on the
+    same inputs: finite logits, then logits reaching +-inf and 100 (where a sigmoid followed by a log fails)."""
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 1, size).astype(dtype) if target == "random" else np.full(size, target, dtype)
+    suffix, count = np.dtype(dtype).name, ctypes.c_double(size)
+    tolerance = dict(rtol=1e-6, atol=1e-9) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-15)
+    finite = (rng.standard_normal(size) * 5).astype(dtype)
+    extreme = finite.copy()
+    extreme[::7], extreme[3::11], extreme[5::13] = np.inf, -np.inf, 100
+    for x in (finite, extreme):
+        loss, gradient = np.empty(1), np.empty_like(x)
+        getattr(host_kernels, f"bce_with_logits_mean_{suffix}")(pointer(x), pointer(t), count, pointer(loss),
+                                                                size, 1, 1)
+        getattr(host_kernels, f"bce_with_logits_gradient_{suffix}")(pointer(x), pointer(t), count, pointer(gradient),
+                                                                    ctypes.c_longlong(size))
+        exact_x, exact_t = x.astype(np.float64), t.astype(np.float64)
+        np.testing.assert_allclose(loss[0], reference.bce_with_logits(exact_x, exact_t), **tolerance)
+        np.testing.assert_allclose(gradient, reference.bce_with_logits_gradient(exact_x, exact_t), **tolerance)
 
 
 # CUDA's thread coordinates for a launch of one block of one thread, which then loops over every element

@@ -1,6 +1,8 @@
 """Binary cross-entropy on logits: the GAN loss."""
+import numpy as np
+
+from . import kernels
 from .backend import get_array_module
-from .layers.activations import stable_sigmoid
 
 
 class BCEWithLogits:
@@ -28,21 +30,20 @@ class BCEWithLogits:
         """The same mean loss in float64, left on the logits' device: nothing waits for the GPU, so the
         host can go on queueing the next kernels (the trainer reads its losses a few steps at a time)."""
         xp = get_array_module(logits)
-        targets = xp.asarray(targets, dtype=logits.dtype)
-        if targets.shape != logits.shape:
-            try:
-                targets = xp.broadcast_to(targets, logits.shape)
-            except ValueError:
-                raise ValueError(f"BCEWithLogits targets of shape {tuple(targets.shape)} do not match "
-                                 f"logits of shape {tuple(logits.shape)}") from None
+        if np.ndim(targets) != 0:   # a scalar target stays a scalar: on a GPU, a kernel argument
+            targets = xp.asarray(targets, dtype=logits.dtype)
+            if targets.shape != logits.shape:
+                try:
+                    targets = xp.broadcast_to(targets, logits.shape)
+                except ValueError:
+                    raise ValueError(f"BCEWithLogits targets of shape {tuple(targets.shape)} do not match "
+                                     f"logits of shape {tuple(logits.shape)}") from None
         self.logits, self.targets = logits, targets
-        coefficient = xp.where(logits >= 0, 1 - targets, -targets)   # max(x, 0) - x t = coefficient * x
-        linear = coefficient * xp.where(coefficient == 0, 0, logits)  # 0 * inf would be NaN
-        losses = linear + xp.log1p(xp.exp(-xp.abs(logits)))
-        return losses.mean().astype(xp.float64, copy=False)   # float64 as forward's float: sums of it agree
+        # kernels/reference.py has the formula above in NumPy; a GPU computes it in one reduction
+        return kernels.bce_with_logits(logits, targets)
 
     def backward(self):
-        return (stable_sigmoid(self.logits) - self.targets) / self.logits.size
+        return kernels.bce_with_logits_gradient(self.logits, self.targets)
 
 
 class SoftmaxCrossEntropy:

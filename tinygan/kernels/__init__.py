@@ -107,6 +107,16 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
     return _implementation(param, "adam_update")(param, grad, m, v, lr, beta1, beta2, eps, step)
 
 
+def bce_with_logits(logits, targets):
+    """BCEWithLogits' mean loss over every entry, as a float64 0-d array on the logits' device."""
+    return _implementation(logits, "bce_with_logits")(logits, targets)
+
+
+def bce_with_logits_gradient(logits, targets):
+    """dL/dlogits of bce_with_logits."""
+    return _implementation(logits, "bce_with_logits_gradient")(logits, targets)
+
+
 # The optimizers' kernels take a list of arrays, the parameters of a whole model: a GPU updates
 # them all in one launch (cupy_gpu's multi-tensor kernels), where a launch per array would cost
 # more than the arithmetic. A CPU call costs microseconds, not a launch, so there they loop.
@@ -148,5 +158,5 @@ def average_all(averages, params, decay):
 
 
 __all__ = ["im2col", "col2im", "leaky_relu", "leaky_relu_backward", "dropout", "batchnorm_forward",
-           "batchnorm_backward", "batchnorm_running_statistics", "adam_update", "adam_update_all", "fill_all",
+           "batchnorm_backward", "batchnorm_running_statistics", "bce_with_logits", "bce_with_logits_gradient", "adam_update", "adam_update_all", "fill_all",
            "average_all", "output_size", "use_cpu_kernels", "cpu_kernels", "uses_reference", "CPU_KERNELS"]

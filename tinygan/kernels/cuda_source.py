@@ -13,7 +13,26 @@ on a list of arrays at once: those are whole CUDA functions (MULTI_TENSOR).
 """
 from .reference import DROPOUT_BITS
 
-PREAMBLE = f"#define DROPOUT_BITS {DROPOUT_BITS}\n"
+PREAMBLE = f"#define DROPOUT_BITS {DROPOUT_BITS}\n" + r"""
+#ifndef __CUDACC__
+#define __device__   // compiled as host C++ by the tests
+#endif
+
+// One term of the binary cross-entropy of logit x against target t, as
+// losses.BCEWithLogits writes it: max(x, 0) - x t + log(1 + exp(-|x|)), with
+// max(x, 0) - x t = coefficient * x, and 0 (not 0 * inf = NaN) where the
+// coefficient is 0.
+__device__ inline double bce_with_logits_term(double x, double t) {
+    double coefficient = x >= 0 ? 1.0 - t : -t;
+    return (coefficient == 0 ? 0.0 : coefficient * x) + log1p(exp(-fabs(x)));
+}
+
+// 1 / (1 + exp(-x)), exp only ever taken of -|x| (layers/activations.py, stable_sigmoid).
+__device__ inline double stable_sigmoid(double x) {
+    double e = exp(-fabs(x));
+    return x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+}
+"""
 
 GEOMETRY = ("int32 C, int32 H, int32 W, int32 kh, int32 kw, int32 N, int32 out_h, int32 out_w, "
             "int32 sh, int32 sw, int32 ph, int32 pw")
@@ -91,6 +110,9 @@ KERNELS = {
     new_var = (1 - momentum) * running_var + momentum * var * unbias;
     """),
 
+    # BCEWithLogits' gradient: dL/dx = (sigmoid(x) - t) / count for the mean over count terms.
+    "bce_with_logits_gradient": ("T x, T t, float64 count", "T dx", "dx = (stable_sigmoid(x) - t) / count"),
+
     # dL/dx = gamma r (dy - mean(dy) - x_hat mean(dy x_hat)), r = 1 / sqrt(var + eps);
     # dbeta and dgamma are the two channel sums.
     "batchnorm_input_gradient": ("T dy, T x_hat, T gamma, T inverse_std, T dbeta, T dgamma, float64 count", "T dx", """
@@ -112,6 +134,8 @@ REDUCTIONS = {
                          "var = a / count"),
     "channel_sum": ("T dy", "T total", "dy", "total = a"),
     "channel_dot": ("T dy, T x_hat", "T total", "(double)dy * x_hat", "total = a"),
+    # BCEWithLogits' mean loss, reduced over every axis: the whole loss in one launch.
+    "bce_with_logits_mean": ("T x, T t, float64 count", "float64 loss", "bce_with_logits_term(x, t)", "loss = a / count"),
 }
 
 # Kernels over a list of arrays in one launch, for the optimizers: an Adam step

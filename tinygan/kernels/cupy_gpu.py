@@ -21,7 +21,8 @@ from .reference import DROPOUT_BITS, output_size
 _kernels = {name: cupy.ElementwiseKernel(inputs, outputs, body, f"tinygan_{name}", preamble=PREAMBLE)
             for name, (inputs, outputs, body) in KERNELS.items()}
 _reductions = {name: cupy.ReductionKernel(inputs, output, map_expr, SUM["reduce_expr"], post_map_expr,
-                                          SUM["identity"], f"tinygan_{name}", reduce_type=SUM["reduce_type"])
+                                          SUM["identity"], f"tinygan_{name}", reduce_type=SUM["reduce_type"],
+                                          preamble=PREAMBLE)
                for name, (inputs, output, map_expr, post_map_expr) in REDUCTIONS.items()}
 CHANNEL_SUM_AXES = (0, 2)   # of (N, C, M): every axis but the channel's
 
@@ -157,3 +158,12 @@ def batchnorm_backward(dout, x_hat, gamma, inverse_std):
     dx = _kernels["batchnorm_input_gradient"](dout, x_hat, gamma[:, None], inverse_std[:, None], dbeta[:, None],
                                               dgamma[:, None], float(dout.shape[0] * dout.shape[2]))
     return dx, dgamma, dbeta
+
+
+def bce_with_logits(logits, targets):
+    """The mean loss as a float64 0-d array, in one reduction over every axis; see reference.bce_with_logits."""
+    return _reductions["bce_with_logits_mean"](logits, targets, float(logits.size))
+
+
+def bce_with_logits_gradient(logits, targets):
+    return _kernels["bce_with_logits_gradient"](logits, targets, float(logits.size))

@@ -126,3 +126,19 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
     v += (1 - beta2) * grad * grad
     correction1, correction2 = 1 - beta1 ** step, 1 - beta2 ** step
     param -= (lr / correction1) * m / (xp.sqrt(v) / correction2 ** 0.5 + eps)
+
+
+def bce_with_logits(logits, targets):
+    """The mean over every entry of max(x, 0) - x t + log(1 + exp(-|x|)), in float64 (losses.BCEWithLogits)."""
+    xp = get_array_module(logits)
+    targets = xp.asarray(targets, dtype=logits.dtype)
+    coefficient = xp.where(logits >= 0, 1 - targets, -targets)   # max(x, 0) - x t = coefficient * x
+    linear = coefficient * xp.where(coefficient == 0, 0, logits)  # 0 * inf would be NaN
+    losses = linear + xp.log1p(xp.exp(-xp.abs(logits)))
+    return losses.mean().astype(xp.float64, copy=False)   # float64 as forward's float: sums of it agree
+
+
+def bce_with_logits_gradient(logits, targets):
+    """dL/dx = (sigmoid(x) - t) / n for the mean over n entries."""
+    from ..layers.activations import stable_sigmoid   # here, not at the top: the layers import the kernels
+    return (stable_sigmoid(logits) - targets) / logits.size
