@@ -98,13 +98,15 @@ class GAN:
         return (rng or backend.rng()).integers(0, CLASSES, n)
 
     def discriminator_targets(self, n, real):
+        """D's targets for a batch of n: 1 - label_smoothing for real images, 0 for fakes, each swapped
+        with probability label_flip. Without flips one number serves the batch (no array to fill)."""
         xp, dtype = backend.xp(), backend.get_default_dtype()
         real_target, fake_target = 1.0 - self.label_smoothing, 0.0
+        if self.label_flip == 0:
+            return real_target if real else fake_target
         targets = xp.full((n, 1), real_target if real else fake_target, dtype=dtype)
-        if self.label_flip > 0:
-            flipped = backend.rng().random((n, 1), dtype=dtype) < self.label_flip
-            targets = xp.where(flipped, fake_target if real else real_target, targets).astype(dtype)
-        return targets
+        flipped = backend.rng().random((n, 1), dtype=dtype) < self.label_flip
+        return xp.where(flipped, fake_target if real else real_target, targets).astype(dtype)
 
     def train_step(self, real, labels=None, read_losses=True):
         """One D update (or d_steps of them) and one G update on a real batch; returns (d_loss, g_loss).
