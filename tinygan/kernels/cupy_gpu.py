@@ -2,8 +2,8 @@
 
 One CUDA thread per output element, no Python loop. Same layout and summation
 order as ``reference.py``, so the results agree bit for bit with the CPU
-implementations, except batch normalisation and Adam, which agree with the
-Numba kernels to rounding (their sums run in a different order).
+implementations, except batch normalisation, the loss and Adam, which agree
+to rounding (their sums run in another order, in double).
 
 Each kernel launch costs the GPU a few microseconds whatever its size, and a
 DCGAN step at batch 64 is small enough that launches, not arithmetic, set its
@@ -67,15 +67,16 @@ C_TYPES = {"float32": "float", "float64": "double"}
 def _multi_tensor_kernel(name, dtype):
     if (name, dtype.name) not in _multi_tensor_kernels:
         if dtype.name not in _multi_tensor_modules:
-            _multi_tensor_modules[dtype.name] = cupy.RawModule(code=f"#define T {C_TYPES[dtype.name]}\n" + MULTI_TENSOR)
+            source = f"#define T {C_TYPES[dtype.name]}\n" + MULTI_TENSOR
+            _multi_tensor_modules[dtype.name] = cupy.RawModule(code=source)
         _multi_tensor_kernels[name, dtype.name] = _multi_tensor_modules[dtype.name].get_function(name)
     return _multi_tensor_kernels[name, dtype.name]
 
 
-# Each list of arrays gets its table of device addresses once: copying a new table to the GPU
-# waits for the GPU, so it must not happen every step. A table holds its arrays (so that their
-# addresses stay theirs); the few most recent tables are kept, enough for a GAN's two optimizers,
-# their gradients and the weight average.
+# Each list of arrays gets its table of device addresses once, not every step: a table is an
+# allocation and a copy from the host. A table holds its arrays (so that their addresses stay
+# theirs); the few most recent tables are kept, enough for a GAN's two optimizers, their
+# gradients and the weight average.
 _tables = {}
 TABLES_KEPT = 8
 
