@@ -22,8 +22,7 @@ from tinygan.kernels.cuda_source import KERNELS, MULTI_TENSOR, PREAMBLE, REDUCTI
 from strategies import conv_geometry
 
 COMPILER = shutil.which("c++") or shutil.which("g++")
-SCALAR_ARRAYS = {"slope", "scale", "step_size", "beta1", "one_minus_beta1", "beta2", "one_minus_beta2",
-                 "root_correction2", "eps"}   # T-typed inputs the wrappers pass as one value
+SCALAR_ARRAYS = {"slope", "scale"}   # T-typed inputs the wrappers pass as one value
 C_TYPES = {"int32": "int", "uint64": "unsigned long long", "float64": "double", "T": "T"}
 CTYPES = {"int32": ctypes.c_int, "uint64": ctypes.c_ulonglong}
 
@@ -74,22 +73,29 @@ def host_reduction(name, inputs, output, map_expr, post_map_expr, suffix):
             f"  }}\n}}\n")
 
 
-@pytest.fixture(scope="module")
-def host_kernels(tmp_path_factory):
+HOST_HEADER = "#include <cmath>\nusing std::sqrt;\n"
+
+
+def compile_for_host(source, directory, name):
+    """The C++ ``source`` built as a shared library in ``directory`` and loaded."""
     if COMPILER is None:
         pytest.skip("no C++ compiler to build the CUDA bodies for the host")
-    source = ["#include <cmath>\nusing std::sqrt;\n", PREAMBLE, 'extern "C" {\n']
+    (directory / f"{name}.cpp").write_text(source)
+    subprocess.run([COMPILER, "-O1", "-shared", "-fPIC", "-o", str(directory / f"{name}.so"),
+                    str(directory / f"{name}.cpp")], check=True, capture_output=True)
+    return ctypes.CDLL(str(directory / f"{name}.so"))
+
+
+@pytest.fixture(scope="module")
+def host_kernels(tmp_path_factory):
+    source = [HOST_HEADER, PREAMBLE, 'extern "C" {\n']
     for suffix, c_type in (("float32", "float"), ("float64", "double")):
         source.append(f"#define T {c_type}\n")
         source += [host_function(name, *spec, suffix) for name, spec in KERNELS.items()]
         source += [host_reduction(name, *spec, suffix) for name, spec in REDUCTIONS.items()]
         source.append("#undef T\n")
     source.append("}\n")
-    directory = tmp_path_factory.mktemp("cuda_source")
-    (directory / "kernels.cpp").write_text("".join(source))
-    subprocess.run([COMPILER, "-O1", "-shared", "-fPIC", "-o", str(directory / "kernels.so"),
-                    str(directory / "kernels.cpp")], check=True, capture_output=True)
-    return ctypes.CDLL(str(directory / "kernels.so"))
+    return compile_for_host("".join(source), tmp_path_factory.mktemp("cuda_source"), "kernels")
 
 
 def pointer(array):
@@ -193,17 +199,9 @@ static const Coordinates blockIdx = {0}, threadIdx = {0}, blockDim = {1}, gridDi
 @pytest.fixture(scope="module")
 def multi_tensor_kernels(tmp_path_factory):
     """MULTI_TENSOR compiled for the host, once per dtype (its kernels have C names, so one library each)."""
-    if COMPILER is None:
-        pytest.skip("no C++ compiler to build the CUDA bodies for the host")
-    directory, libraries = tmp_path_factory.mktemp("multi_tensor"), {}
-    for dtype, c_type in ((np.float32, "float"), (np.float64, "double")):
-        source = directory / f"{c_type}.cpp"
-        source.write_text(f"#include <cmath>\nusing std::sqrt;\n{ONE_THREAD}#define T {c_type}\n{MULTI_TENSOR}")
-        library = directory / f"{c_type}.so"
-        subprocess.run([COMPILER, "-O1", "-shared", "-fPIC", "-o", str(library), str(source)], check=True,
-                       capture_output=True)
-        libraries[dtype] = ctypes.CDLL(str(library))
-    return libraries
+    directory = tmp_path_factory.mktemp("multi_tensor")
+    return {dtype: compile_for_host(f"{HOST_HEADER}{ONE_THREAD}#define T {c_type}\n{MULTI_TENSOR}", directory, c_type)
+            for dtype, c_type in ((np.float32, "float"), (np.float64, "double"))}
 
 
 def address_table(*rows):
