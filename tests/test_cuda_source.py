@@ -148,19 +148,19 @@ def test_cuda_elementwise_bodies_equal_the_reference(host_kernels, dtype, size, 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @given(size=st.integers(1, 300), seed=st.integers(0, 2**32 - 1), momentum=st.sampled_from([0.0, 0.1, 1.0]))
-def test_cuda_batchnorm_running_statistics_match_the_reference(host_kernels, dtype, size, seed, momentum):
+def test_cuda_batchnorm_running_update_matches_the_reference(host_kernels, dtype, size, seed, momentum):
     rng = np.random.default_rng(seed)
     mean, running_mean = (rng.standard_normal(size).astype(dtype) for _ in range(2))
     var, running_var = (rng.uniform(0, 2, size).astype(dtype) for _ in range(2))
-    new_mean, new_var = np.empty_like(mean), np.empty_like(var)
+    expected = running_mean.copy(), running_var.copy()
     unbias = 64 / 63
-    getattr(host_kernels, f"batchnorm_running_statistics_{np.dtype(dtype).name}")(
-        pointer(running_mean), pointer(running_var), pointer(mean), pointer(var), ctypes.c_double(momentum),
-        ctypes.c_double(unbias), pointer(new_mean), pointer(new_var), ctypes.c_longlong(size))
-    expected = reference.batchnorm_running_statistics(running_mean, running_var, mean, var, momentum, unbias)
+    getattr(host_kernels, f"batchnorm_update_running_{np.dtype(dtype).name}")(
+        pointer(mean), pointer(var), ctypes.c_double(momentum), ctypes.c_double(unbias), pointer(running_mean),
+        pointer(running_var), ctypes.c_longlong(size))
+    reference.batchnorm_update_running(*expected, mean, var, momentum, unbias)
     tolerance = dict(rtol=1e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-15)
-    np.testing.assert_allclose(new_mean, expected[0], **tolerance)
-    np.testing.assert_allclose(new_var, expected[1], **tolerance)
+    np.testing.assert_allclose(running_mean, expected[0], **tolerance)
+    np.testing.assert_allclose(running_var, expected[1], **tolerance)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

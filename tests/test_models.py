@@ -175,6 +175,41 @@ def test_train_step_can_leave_its_losses_on_the_device():
     assert tuple(float(loss) for loss in unread) == floats
 
 
+def test_training_updates_every_persistent_array_in_place():
+    """Parameters, gradients, Adam's moments, BatchNorm's running estimates and the weight average stay the
+    same arrays through training steps, D's accuracy pass and the average's BatchNorm refresh. A user who
+    holds one sees it train, and a step replayed as a CUDA graph finds its state where it was captured."""
+    from tinygan.gan import GAN
+    backend.seed(0)
+    gan = GAN(*models.build("dcgan"), ema=0.999)
+    real = np.random.default_rng(0).uniform(-1, 1, (16, 1, 28, 28)).astype(np.float32)
+    gan.train_step(real)   # Adam's moments exist from the first step on
+
+    def persistent_arrays():
+        arrays = {}
+        for name, network in (("G", gan.generator), ("D", gan.discriminator), ("average", gan.average_generator)):
+            for index, layer in enumerate(network):
+                for store in ("params", "grads", "buffers"):
+                    arrays.update({f"{name}.{index}.{key}": value for key, value in getattr(layer, store).items()
+                                   if store != "grads" or name != "average"})
+        for name, optimizer in (("G", gan.generator_optimizer), ("D", gan.discriminator_optimizer)):
+            for index, state in enumerate(optimizer.state):
+                arrays.update({f"{name} Adam {index}.{key}": value for key, value in state.items()})
+        return arrays
+
+    before = persistent_arrays()
+    values = {key: value.copy() for key, value in before.items()}
+    gan.train_step(real)
+    gan.discriminator_accuracy(real, 16, batch_size=16)
+    gan.refresh_average_statistics(np.random.default_rng(1), batch_size=16, batches=2)
+    gan.train_step(real)
+    after = persistent_arrays()
+    assert after.keys() == before.keys()
+    assert [key for key in before if after[key] is not before[key]] == []
+    assert not np.array_equal(after["D.4.running_mean"], values["D.4.running_mean"])   # they did change
+    assert not np.array_equal(after["average.1.running_var"], values["average.1.running_var"])
+
+
 def test_mlp_001_is_report_001s_network_with_its_batch_and_pixel_range():
     generator, discriminator = models.build("mlp-001", output="sigmoid")
     assert [(l.in_features, l.out_features) for l in generator if isinstance(l, Dense)] == [

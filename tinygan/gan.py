@@ -36,6 +36,7 @@ import numpy as np
 from . import backend, kernels
 from .conditional import CLASSES, Conditioned
 from .layers import BatchNorm, Dropout
+from .layers.batchnorm import running_statistics_frozen
 from .losses import BCEWithLogits
 from .optimizers import Adam
 
@@ -201,8 +202,7 @@ class GAN:
         """
         D = self.discriminator
         dropouts = [layer for layer in D if isinstance(layer, Dropout)]
-        norms = [layer for layer in D if isinstance(layer, BatchNorm)]
-        saved_p, saved_buffers = [layer.p for layer in dropouts], [dict(layer.buffers) for layer in norms]
+        saved_p = [layer.p for layer in dropouts]
 
         def fraction_real(images, labels=None):
             calls = []
@@ -215,15 +215,14 @@ class GAN:
         try:
             for layer in dropouts:
                 layer.p = 0.0
-            accuracy_real = fraction_real(real_images, real_labels)
-            fake_labels = self.sample_labels(n_fake) if self.conditional else None
-            fakes = self.generate(self.sample_noise(n_fake), generator=self.generator, labels=fake_labels)
-            accuracy_fake = 1.0 - fraction_real(fakes, fake_labels)
+            with running_statistics_frozen(D):
+                accuracy_real = fraction_real(real_images, real_labels)
+                fake_labels = self.sample_labels(n_fake) if self.conditional else None
+                fakes = self.generate(self.sample_noise(n_fake), generator=self.generator, labels=fake_labels)
+                accuracy_fake = 1.0 - fraction_real(fakes, fake_labels)
         finally:
             for layer, p in zip(dropouts, saved_p):
                 layer.p = p
-            for layer, buffers in zip(norms, saved_buffers):
-                layer.buffers.update(buffers)
         return accuracy_real, accuracy_fake
 
     def _parts(self):

@@ -25,7 +25,8 @@ import statistics
 import numpy as np
 
 from . import backend, data, models
-from .layers import BatchNorm, Conv2D, Dropout
+from .layers import Conv2D, Dropout
+from .layers.batchnorm import running_statistics_frozen
 from .losses import SoftmaxCrossEntropy
 from .optimizers import Adam
 
@@ -70,10 +71,8 @@ def discriminator_features(discriminator, images, batch_size=500):
     ends = [next_index - 1 for next_index in convolutions[1:]]
     ends.append(next(index for index, layer in enumerate(layers) if type(layer).__name__ == "Flatten") - 1)
     ends = [index - 1 if isinstance(layers[index], Dropout) else index for index in ends]   # before its dropout
-    norms = [layer for layer in layers if isinstance(layer, BatchNorm)]
-    saved = [dict(layer.buffers) for layer in norms]
     chunks = []
-    try:
+    with running_statistics_frozen(layers):
         for start in range(0, len(images), batch_size):
             x = backend.to_device(images[start:start + batch_size])
             pooled = []
@@ -84,9 +83,6 @@ def discriminator_features(discriminator, images, batch_size=500):
                 if index in ends:
                     pooled.append(adaptive_max_pool(x).reshape(len(x), -1))
             chunks.append(backend.as_numpy(backend.get_array_module(x).concatenate(pooled, axis=1)))
-    finally:
-        for layer, buffers in zip(norms, saved):
-            layer.buffers.update(buffers)
     return np.concatenate(chunks).astype(np.float32)
 
 

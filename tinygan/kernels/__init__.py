@@ -90,11 +90,9 @@ def batchnorm_forward(x, gamma, beta, eps):
     return _implementation(x, "batchnorm_forward")(x, gamma, beta, eps)
 
 
-def batchnorm_running_statistics(running_mean, running_var, mean, var, momentum, unbias):
-    """The new (running_mean, running_var): (1 - momentum) running + momentum batch statistic, the variance
-    times unbias. New arrays, not in place: code that saved the old ones (gan.discriminator_accuracy) keeps them."""
-    return _implementation(mean, "batchnorm_running_statistics")(running_mean, running_var, mean, var, momentum,
-                                                                  unbias)
+def batchnorm_update_running(running_mean, running_var, mean, var, momentum, unbias):
+    """running = (1 - momentum) running + momentum batch statistic, in place; the variance times unbias."""
+    return _implementation(mean, "batchnorm_update_running")(running_mean, running_var, mean, var, momentum, unbias)
 
 
 def batchnorm_backward(dout, x_hat, gamma, inverse_std):
@@ -158,5 +156,5 @@ def average_all(averages, params, decay):
 
 
 __all__ = ["im2col", "col2im", "leaky_relu", "leaky_relu_backward", "dropout", "batchnorm_forward",
-           "batchnorm_backward", "batchnorm_running_statistics", "bce_with_logits", "bce_with_logits_gradient", "adam_update", "adam_update_all", "fill_all",
+           "batchnorm_backward", "batchnorm_update_running", "bce_with_logits", "bce_with_logits_gradient", "adam_update", "adam_update_all", "fill_all",
            "average_all", "output_size", "use_cpu_kernels", "cpu_kernels", "uses_reference", "CPU_KERNELS"]

@@ -103,11 +103,10 @@ KERNELS = {
     y = normalised * gamma + beta;
     """),
 
-    # The new running estimates (see layers/batchnorm.py); unbias = m / (m - 1).
-    "batchnorm_running_statistics": ("T running_mean, T running_var, T mean, T var, float64 momentum, float64 unbias",
-                                     "T new_mean, T new_var", """
-    new_mean = (1 - momentum) * running_mean + momentum * mean;
-    new_var = (1 - momentum) * running_var + momentum * var * unbias;
+    # The running estimates, in place (see layers/batchnorm.py); unbias = m / (m - 1).
+    "batchnorm_update_running": ("T mean, T var, float64 momentum, float64 unbias", "T running_mean, T running_var", """
+    running_mean = (1 - momentum) * running_mean + momentum * mean;
+    running_var = (1 - momentum) * running_var + momentum * var * unbias;
     """),
 
     # BCEWithLogits' gradient: dL/dx = (sigmoid(x) - t) / count for the mean over count terms.

@@ -145,11 +145,10 @@ def batchnorm_forward(x, gamma, beta, eps):
     return y, x_hat, mean, var, inverse_std
 
 
-def batchnorm_running_statistics(running_mean, running_var, mean, var, momentum, unbias):
+def batchnorm_update_running(running_mean, running_var, mean, var, momentum, unbias):
     if running_mean.dtype != mean.dtype or running_var.dtype != var.dtype:   # estimates set by hand in another dtype
-        return reference.batchnorm_running_statistics(running_mean, running_var, mean, var, momentum, unbias)
-    return _kernels["batchnorm_running_statistics"](running_mean, running_var, mean, var, float(momentum),
-                                                    float(unbias))
+        return reference.batchnorm_update_running(running_mean, running_var, mean, var, momentum, unbias)
+    _kernels["batchnorm_update_running"](mean, var, float(momentum), float(unbias), running_mean, running_var)
 
 
 def batchnorm_backward(dout, x_hat, gamma, inverse_std):

@@ -104,9 +104,10 @@ def batchnorm_forward(x, gamma, beta, eps):
     return x_hat * gamma[:, None] + beta[:, None], x_hat, mean, var, inverse_std
 
 
-def batchnorm_running_statistics(running_mean, running_var, mean, var, momentum, unbias):
-    """The new running estimates: r = (1 - momentum) r + momentum batch value (the variance times unbias)."""
-    return (1 - momentum) * running_mean + momentum * mean, (1 - momentum) * running_var + momentum * var * unbias
+def batchnorm_update_running(running_mean, running_var, mean, var, momentum, unbias):
+    """The running estimates, in place: r = (1 - momentum) r + momentum batch value (the variance times unbias)."""
+    running_mean[...] = (1 - momentum) * running_mean + momentum * mean
+    running_var[...] = (1 - momentum) * running_var + momentum * var * unbias
 
 
 def batchnorm_backward(dout, x_hat, gamma, inverse_std):

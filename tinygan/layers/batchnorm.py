@@ -1,4 +1,6 @@
 """Batch normalisation over the batch (and pixel) axes, per feature/channel."""
+import contextlib
+
 from .. import init, kernels
 from ..backend import get_array_module
 from .layer import Layer, positive_int
@@ -44,6 +46,7 @@ class BatchNorm(Layer):
             self.add_param("beta", init.zeros(num_features))
         self.buffers["running_mean"] = init.zeros(num_features)
         self.buffers["running_var"] = init.ones(num_features)
+        self.update_running = True   # False inside running_statistics_frozen
 
     def forward(self, x, training=True):
         self.check_input(x, (2, 4), "(N, C) or (N, C, H, W)", self.num_features)
@@ -57,8 +60,9 @@ class BatchNorm(Layer):
                 raise ValueError(f"BatchNorm in training mode needs more than one value per channel, "
                                  f"got input of shape {tuple(x.shape)}")
             y3, x_hat, mean, var, inverse_std = kernels.batchnorm_forward(x3, gamma, beta, self.eps)
-            self.buffers["running_mean"], self.buffers["running_var"] = kernels.batchnorm_running_statistics(
-                self.buffers["running_mean"], self.buffers["running_var"], mean, var, self.momentum, m / (m - 1))
+            if self.update_running:
+                kernels.batchnorm_update_running(self.buffers["running_mean"], self.buffers["running_var"], mean,
+                                                 var, self.momentum, m / (m - 1))
         else:
             inverse_std = 1 / xp.sqrt(self.buffers["running_var"] + self.eps)
             x_hat = (x3 - self.buffers["running_mean"][:, None]) * inverse_std[:, None]
@@ -89,3 +93,18 @@ class BatchNorm(Layer):
 
     def extra_repr(self):
         return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}, affine={'gamma' in self.params}"
+
+
+@contextlib.contextmanager
+def running_statistics_frozen(layers):
+    """Inside, the BatchNorm layers among ``layers`` normalise by their batches' statistics in training
+    mode but leave their running estimates as they are: for asking a discriminator as it is trained
+    (GAN.discriminator_accuracy, probe.features) without changing it."""
+    norms = [layer for layer in layers if isinstance(layer, BatchNorm)]
+    for layer in norms:
+        layer.update_running = False
+    try:
+        yield
+    finally:
+        for layer in norms:
+            layer.update_running = True
