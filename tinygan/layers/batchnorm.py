@@ -14,7 +14,7 @@ class BatchNorm(Layer):
     passes run as kernels (tinygan/kernels; the NumPy reference is
     kernels/reference.py's batchnorm_forward and batchnorm_backward). In training mode
     mu and var are the batch's (biased variance); the running estimates are
-    updated as PyTorch does,
+    updated as PyTorch does, in place,
         running_mean = (1 - momentum) running_mean + momentum mu
         running_var  = (1 - momentum) running_var  + momentum var * m / (m - 1),
     and in eval mode (training=False) they replace the batch statistics.
@@ -99,7 +99,7 @@ class BatchNorm(Layer):
 def running_statistics_frozen(layers):
     """Inside, the BatchNorm layers among ``layers`` normalise by their batches' statistics in training
     mode but leave their running estimates as they are: for asking a discriminator as it is trained
-    (GAN.discriminator_accuracy, probe.features) without changing it."""
+    (GAN.discriminator_accuracy, probe.discriminator_features) without changing it."""
     norms = [layer for layer in layers if isinstance(layer, BatchNorm)]
     for layer in norms:
         layer.update_running = False
