@@ -1,6 +1,6 @@
 """Benchmarks: kernels, layers and whole GAN training steps, NumPy vs Numba vs CuPy, next to PyTorch.
 
-    python -m benchmarks                 # quick: about 15 s on 2 CPU cores (python benchmarks/run.py alike)
+    python -m benchmarks                 # quick: about 25 s on 2 CPU cores (python benchmarks/run.py alike)
     python -m benchmarks --full          # more repeats, batch 64 and 128
     python -m benchmarks --device gpu    # the CuPy backend (synchronised around every timed call)
 
