@@ -38,8 +38,9 @@ from tinygan.gan import GAN
 from tinygan.kernels import reference
 from tinygan.trainer import library_versions
 
+ROOT = Path(__file__).resolve().parents[1]   # the repository, where the other processes start
 if not __package__:   # run as `python benchmarks/run.py`: the repository root holds the benchmarks package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(ROOT))
 from benchmarks.flops import first_layer_multiply_adds, model_multiply_adds, train_step_multiply_adds  # noqa: E402
 from benchmarks.timing import measure, measure_pair, timed_call  # noqa: E402
 
@@ -177,6 +178,20 @@ def torch_layer_times(bench, layer, x_in, dout):
     return {"torch_forward": forward, "torch_backward": backward}
 
 
+def users_environment():
+    """The environment the user started the benchmark with, without what tinygan/threads.py set for it:
+    PyTorch's side runs with its own defaults."""
+    return {key: value for key, value in os.environ.items() if key not in threads.applied}
+
+
+def run_program(command, environment=None):
+    """Run ``command`` from the repository root; its standard output, or one error naming it."""
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
 class TorchWorker:
     """PyTorch's training step in a process of its own, with the user's environment (benchmarks/torch_worker.py)."""
 
@@ -187,10 +202,8 @@ class TorchWorker:
                                                                  ("discriminator", discriminator))
                   for key, value in model.state_dict().items()}
         np.savez(state, real=backend.as_numpy(real), **arrays)
-        environment = {key: value for key, value in os.environ.items() if key not in threads.applied}
         self.process = subprocess.Popen([sys.executable, "-m", "benchmarks.torch_worker"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, env=environment,
-                                        cwd=Path(__file__).resolve().parents[1])
+                                        stdout=subprocess.PIPE, text=True, env=users_environment(), cwd=ROOT)
         self.ready = self._ask({"state": str(state), "arch": arch, "batch": len(real), "device": device})
 
     def _ask(self, message):
@@ -271,21 +284,14 @@ def epoch_rows(bench, arch, data_dir, images):
         command = [sys.executable, "-m", "tinygan", "train", "--arch", arch, "--device", bench.device,
                    "--epochs", str(EPOCHS), "--limit", str(images), "--eval-every", "0", "--quiet",
                    "--out", str(run_dir), "--data-dir", str(data_dir)]
-        result = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()}")
+        run_program(command)
         with open(run_dir / "metrics.csv") as metrics:
             seconds = [float(epoch["seconds"]) for epoch in csv.DictReader(metrics)]
     row["tinygan"] = {"seconds": seconds, "median": float(np.median(seconds[1:]))}
     if bench.torch:
-        environment = {key: value for key, value in os.environ.items() if key not in threads.applied}
         command = [sys.executable, "-m", "benchmarks.torch_epoch", "--arch", arch, "--device", bench.device,
                    "--epochs", str(EPOCHS), "--images", str(images), "--data-dir", str(data_dir)]
-        result = subprocess.run(command, capture_output=True, text=True, env=environment,
-                                cwd=Path(__file__).resolve().parents[1])
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()}")
-        answer = json.loads(result.stdout.strip().splitlines()[-1])
+        answer = json.loads(run_program(command, users_environment()).strip().splitlines()[-1])
         row["torch"] = {"seconds": answer["seconds"], "median": float(np.median(answer["seconds"][1:])),
                         "threads": answer["threads"]}
         row["ratio_to_torch"] = row["tinygan"]["median"] / row["torch"]["median"]
