@@ -144,6 +144,10 @@ def test_cuda_elementwise_bodies_equal_the_reference(host_kernels, dtype, size, 
     getattr(host_kernels, f"dropout_{suffix}")(pointer(x), ctypes.c_ulonglong(seed), ctypes.c_ulonglong(threshold),
                                               real(1 / (1 - p)), pointer(result), ctypes.c_longlong(size))
     np.testing.assert_array_equal(result, reference.dropout(x, p, seed))
+    key = np.array([seed], dtype=np.uint64)   # where a captured CUDA graph finds it
+    getattr(host_kernels, f"dropout_per_step_{suffix}")(pointer(x), pointer(key), ctypes.c_ulonglong(threshold),
+                                                       real(1 / (1 - p)), pointer(result), ctypes.c_longlong(size))
+    np.testing.assert_array_equal(result, reference.dropout(x, p, seed))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -222,18 +226,27 @@ def test_cuda_adam_on_all_parameters_matches_the_reference(multi_tensor_kernels,
     params, grads, ms = ([rng.standard_normal(size).astype(dtype) for size in sizes] for _ in range(3))
     vs = [rng.uniform(0, 2, size).astype(dtype) for size in sizes]
     expected_params, expected_ms, expected_vs = expected = [[a.copy() for a in row] for row in (params, ms, vs)]
+    per_step = [[a.copy() for a in row] for row in (params, ms, vs)]
     real = scalar(dtype)
     lr, beta1, beta2, eps = 1e-3, 0.5, 0.999, 1e-8
+    step_size, root_correction2 = lr / (1 - beta1 ** step), (1 - beta2 ** step) ** 0.5
     arguments = address_table(params, grads, ms, vs)
-    multi_tensor_kernels[dtype].adam_update_all(
-        *arguments, real(lr / (1 - beta1 ** step)), real(beta1), real(1 - beta1), real(beta2), real(1 - beta2),
-        real((1 - beta2 ** step) ** 0.5), real(eps))
+    multi_tensor_kernels[dtype].adam_update_all(*arguments, real(step_size), real(beta1), real(1 - beta1), real(beta2),
+                                                real(1 - beta2), real(root_correction2), real(eps))
     for param, grad, m, v in zip(expected_params, grads, expected_ms, expected_vs):
         reference.adam_update(param, grad, m, v, lr, beta1, beta2, eps, step)
     tolerance = dict(rtol=2e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-15)
     for row, expected_row in zip((params, ms, vs), expected):
         for a, b in zip(row, expected_row):
             np.testing.assert_allclose(a, b, **tolerance)
+    # the captured graph's variant reads the two corrections from memory, in float64: the same numbers
+    corrections = np.array([step_size, root_correction2])
+    multi_tensor_kernels[dtype].adam_update_all_per_step(
+        *address_table(per_step[0], grads, *per_step[1:]), pointer(corrections), real(beta1), real(1 - beta1),
+        real(beta2), real(1 - beta2), real(eps))
+    for row, expected_row in zip(per_step, (params, ms, vs)):
+        for a, b in zip(row, expected_row):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -242,10 +255,15 @@ def test_cuda_fill_and_average_on_all_arrays_match_numpy(multi_tensor_kernels, d
     rng = np.random.default_rng(seed)
     averages, params = ([rng.standard_normal(size).astype(dtype) for size in sizes] for _ in range(2))
     expected = [average * dtype(decay) + dtype(1 - decay) * param for average, param in zip(averages, params)]
+    per_step = [average.copy() for average in averages]
     arguments = address_table(averages, params)
     multi_tensor_kernels[dtype].average_all(*arguments, scalar(dtype)(decay), scalar(dtype)(1 - decay))
     for a, b in zip(averages, expected):
         np.testing.assert_allclose(a, b, rtol=1e-6 if dtype == np.float32 else 1e-15, atol=0)
+    # the captured graph's variant reads the decay from memory, in float64, and gives the same numbers
+    multi_tensor_kernels[dtype].average_all_per_step(*address_table(per_step, params), pointer(np.array([decay])))
+    for a, b in zip(per_step, averages):
+        np.testing.assert_array_equal(a, b)
     arguments = address_table(params)
     multi_tensor_kernels[dtype].fill_all(*arguments, scalar(dtype)(0))
     assert all(not param.any() for param in params)

@@ -27,6 +27,14 @@ __device__ inline double bce_with_logits_term(double x, double t) {
     return (coefficient == 0 ? 0.0 : coefficient * x) + log1p(exp(-fabs(x)));
 }
 
+// splitmix64's output function of (key, i), its top DROPOUT_BITS: the same bits as reference.random_bits.
+__device__ inline unsigned long long dropout_bits(long long i, unsigned long long key) {
+    unsigned long long z = (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ULL + key;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return (z ^ (z >> 31)) >> (64 - DROPOUT_BITS);
+}
+
 // 1 / (1 + exp(-x)), exp only ever taken of -|x| (layers/activations.py, stable_sigmoid).
 __device__ inline double stable_sigmoid(double x) {
     double e = exp(-fabs(x));
@@ -82,14 +90,13 @@ KERNELS = {
 
     "leaky_relu_backward": ("T dout, T x, T slope", "T dx", "dx = x > 0 ? dout : dout * slope"),
 
-    "dropout": ("T x, uint64 key, uint64 threshold, T scale", "T y", """
-    // splitmix64's output function of (key, i): the same bits as reference.random_bits
-    unsigned long long z = (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ULL + key;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    unsigned long long bits = (z ^ (z >> 31)) >> (64 - DROPOUT_BITS);
-    y = x * (bits >= threshold ? scale : (T)0);
-    """),
+    "dropout": ("T x, uint64 key, uint64 threshold, T scale", "T y",
+                "y = x * (dropout_bits(i, key) >= threshold ? scale : (T)0)"),
+
+    # The same, its key read from the device: in a replayed CUDA graph the key changes at every
+    # replay, where a kernel argument would stay the one it was captured with (cuda_graph.py).
+    "dropout_per_step": ("T x, raw uint64 key, uint64 threshold, T scale", "T y",
+                         "y = x * (dropout_bits(i, key[0]) >= threshold ? scale : (T)0)"),
 
     # Batch normalisation, as the Numba kernels compute it: per-channel values
     # in double, the result rounded once to T. The per-channel arrays (mean,
@@ -159,7 +166,7 @@ __device__ void locate(long long i, const long long* ends, int arrays, int& a, l
 
 // One Adam step on every parameter (see optimizers.Adam). 1 - beta comes in
 // computed on the host in float64: in float32, 1 - 0.999f is off by 5e-5 relative.
-extern "C" __global__ void adam_update_all(const unsigned long long* table, const long long* ends, int arrays,
+__device__ void adam_step(const unsigned long long* table, const long long* ends, int arrays,
         T step_size, T beta1, T one_minus_beta1, T beta2, T one_minus_beta2, T root_correction2, T eps) {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < ends[arrays - 1];
          i += (long long)gridDim.x * blockDim.x) {
@@ -175,6 +182,19 @@ extern "C" __global__ void adam_update_all(const unsigned long long* table, cons
     }
 }
 
+extern "C" __global__ void adam_update_all(const unsigned long long* table, const long long* ends, int arrays,
+        T step_size, T beta1, T one_minus_beta1, T beta2, T one_minus_beta2, T root_correction2, T eps) {
+    adam_step(table, ends, arrays, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2, root_correction2, eps);
+}
+
+// The same, with the two numbers that change from step to step read from the device, as
+// corrections[0] = step_size and corrections[1] = root_correction2 (for a CUDA graph: cuda_graph.py).
+extern "C" __global__ void adam_update_all_per_step(const unsigned long long* table, const long long* ends,
+        int arrays, const double* corrections, T beta1, T one_minus_beta1, T beta2, T one_minus_beta2, T eps) {
+    adam_step(table, ends, arrays, (T)corrections[0], beta1, one_minus_beta1, beta2, one_minus_beta2,
+         (T)corrections[1], eps);
+}
+
 // Every array set to value (zero_grad).
 extern "C" __global__ void fill_all(const unsigned long long* table, const long long* ends, int arrays, T value) {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < ends[arrays - 1];
@@ -186,8 +206,7 @@ extern "C" __global__ void fill_all(const unsigned long long* table, const long 
 }
 
 // average = decay average + weight param for each (average, param) pair: the generator's weight average.
-extern "C" __global__ void average_all(const unsigned long long* table, const long long* ends, int arrays,
-        T decay, T weight) {
+__device__ void weight_average(const unsigned long long* table, const long long* ends, int arrays, T decay, T weight) {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < ends[arrays - 1];
          i += (long long)gridDim.x * blockDim.x) {
         int a; long long j;
@@ -195,5 +214,16 @@ extern "C" __global__ void average_all(const unsigned long long* table, const lo
         T* average = (T*)table[a];
         average[j] = average[j] * decay + weight * ((const T*)table[arrays + a])[j];
     }
+}
+
+extern "C" __global__ void average_all(const unsigned long long* table, const long long* ends, int arrays,
+        T decay, T weight) {
+    weight_average(table, ends, arrays, decay, weight);
+}
+
+// The same, the decay read from the device (it warms up over the first steps; cuda_graph.py).
+extern "C" __global__ void average_all_per_step(const unsigned long long* table, const long long* ends,
+        int arrays, const double* decay) {
+    weight_average(table, ends, arrays, (T)decay[0], (T)(1.0 - decay[0]));
 }
 """
