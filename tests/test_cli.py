@@ -184,6 +184,8 @@ def test_divergence_stops_with_a_message_and_keeps_the_good_checkpoint(tmp_path,
     (["train", "--kernel-size", "4", "--limit", "64", "--data-dir", str(SHARED_MNIST)], "kernel size must be odd"),
     (["train", "--device", "tpu"], "Invalid value for '--device'"),
     (["train", "--limit", "10", "--data-dir", str(SHARED_MNIST)], "leaves less than one batch"),
+    (["train", "--cuda-graph", "--limit", "64", "--data-dir", str(SHARED_MNIST)], "--cuda-graph needs the GPU: add "
+                                                                                  "--device gpu"),
     (["train", "--data-dir", "/nonexistent/mnist"], "/nonexistent/mnist lacks train-images-idx3-ubyte.gz"),
     (["train", "--resume", "/nonexistent/run"], "/nonexistent/run holds no config.json"),
     (["sample", "--checkpoint", "/nonexistent/run", "--out", "x.npy"], "/nonexistent/run holds no config.json"),

@@ -30,7 +30,7 @@ USER_ERRORS = (ValueError, data.DataError, backend.BackendError, classifier.Clas
 # Raised by click >= 8.2 for a bare `python -m tinygan`.
 NO_ARGUMENTS = getattr(click.exceptions, "NoArgsIsHelpError", ())
 # What --resume may change: where the data is and how the run is watched, and how long it goes on.
-RESUMABLE = {"resume", "epochs", "device", "quiet", "data_dir", "eval_every"}
+RESUMABLE = {"resume", "epochs", "device", "quiet", "data_dir", "eval_every", "cuda_graph"}
 
 
 def own_steps(name: str) -> str:
@@ -69,6 +69,9 @@ def cli():
 @click.option("--arch", type=click.Choice(models.ARCHITECTURES), default="dcgan", show_default=True,
               help="Architecture of the reports.")
 @click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
+@click.option("--cuda-graph/--no-cuda-graph", default=False, show_default=True,
+              help="On the GPU, capture the training step once as a CUDA graph and replay it: one launch a step "
+                   "instead of hundreds, the same results to rounding. Not with Poisson noise or --conditional.")
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Total epochs.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True, help="Images per step.")
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=DEFAULT_LR, show_default=True,
@@ -143,7 +146,7 @@ def train(context, **options):
         if fixed:
             names = ", ".join("--" + name.replace("_", "-") for name in fixed)
             raise click.UsageError(f"{names} cannot change when resuming: {run_dir}/config.json fixes them "
-                                   f"(only --epochs, --device, --data-dir, --eval-every and --quiet can)")
+                                   f"(only --epochs, --device, --cuda-graph, --data-dir, --eval-every and --quiet can)")
         config = load_config(run_dir)
         config.pop("versions", None)
         config.update({name: options[name] for name in given & RESUMABLE if name != "resume"})

@@ -35,6 +35,7 @@ import numpy as np
 
 from . import backend, kernels
 from .conditional import CLASSES, Conditioned
+from .cuda_graph import per_step
 from .layers import BatchNorm, Dropout
 from .layers.batchnorm import running_statistics_frozen
 from .losses import BCEWithLogits
@@ -148,10 +149,13 @@ class GAN:
 
     def _update_average(self):
         """average = decay average + (1 - decay) G, with the decay warmed up over the first steps."""
-        t = self.generator_optimizer.steps - 1     # this G step's index: 0, 1, 2, ... (resumes exactly)
-        decay = min(self.ema, (1 + t) / (10 + t))
+        decay = per_step(self._average_decay)   # in a captured CUDA graph, worked out before each replay
         kernels.average_all([average for _, _, average, _ in self.average_generator.parameters()],
                             [param for _, _, param, _ in self.generator.parameters()], decay)
+
+    def _average_decay(self):
+        t = self.generator_optimizer.steps - 1     # this G step's index: 0, 1, 2, ... (resumes exactly)
+        return min(self.ema, (1 + t) / (10 + t))
 
     def refresh_average_statistics(self, rng, batch_size=64, batches=STATISTICS_BATCHES):
         """Re-estimate the averaged generator's BatchNorm running statistics from fresh noise drawn from ``rng``.

@@ -1,5 +1,6 @@
 """Optimizers with PyTorch's update rules. They update parameters in place."""
 from . import backend, kernels
+from .cuda_graph import per_step
 
 
 class Optimizer:
@@ -79,7 +80,7 @@ class Adam(Optimizer):
 
     def step(self):
         """Every parameter's update, in one kernel launch on a GPU (kernels.adam_update_all)."""
-        self.steps += 1
+        step = per_step(self._count_step)   # in a captured CUDA graph, counted before each replay
         params = [layer.params[name] for layer, name in self.slots]
         for state, param in zip(self.state, params):
             if "m" not in state:
@@ -88,4 +89,8 @@ class Adam(Optimizer):
         # kernels/reference.py has the docstring's formula in NumPy, line by line
         kernels.adam_update_all(params, [layer.grads[name] for layer, name in self.slots],
                                 [state["m"] for state in self.state], [state["v"] for state in self.state],
-                                self.lr, *self.betas, self.eps, self.steps)
+                                self.lr, *self.betas, self.eps, step)
+
+    def _count_step(self):
+        self.steps += 1
+        return self.steps

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, backend, classifier, data, evaluation, images, kernels, models
+from .cuda_graph import CapturedStep
 from .files import DirectoryLock, remove_partial_files, write_atomically
 from .gan import GAN, NOISE_KINDS, STATISTICS_BATCHES
 from .interrupts import StopOnRequest
@@ -211,11 +212,11 @@ CONFIG_TYPES = {
     "label_smoothing": (int, float), "label_flip": (int, float), "d_steps": int, "eval_images": (int, None),
     "out": str, "quiet": bool, "ema": (int, float), "lr_d": (int, float, None), "lr_g": (int, float, None),
     "poisson_rate": (int, float), "standardize_noise": bool, "output": str, "generator_bn_affine": bool,
-    "conditional": bool,
+    "conditional": bool, "cuda_graph": bool,
 }
 # Settings added after the first runs were written, and what those runs used.
 CONFIG_DEFAULTS = {"ema": 0.0, "lr_d": None, "lr_g": None, "poisson_rate": 1.0, "standardize_noise": True,
-                   "output": "tanh", "generator_bn_affine": True, "conditional": False}
+                   "output": "tanh", "generator_bn_affine": True, "conditional": False, "cuda_graph": False}
 CONFIG_CHOICES = {"arch": models.ARCHITECTURES, "device": backend.DEVICES, "dataset": tuple(data.DATASETS),
                   "pixel_range": tuple(data.PIXEL_RANGES), "noise": NOISE_KINDS, "output": tuple(models.OUTPUTS)}
 
@@ -312,6 +313,8 @@ class Trainer:
         self.test_images = backend.to_device(dataset.test_images[:eval_images])
         self.test_labels = backend.to_device(dataset.test_labels[:eval_images].astype(np.int64))
         self.gan = build_gan(config)
+        if config.get("cuda_graph"):
+            CapturedStep(self.gan)   # refuses, before anything is written, what it cannot capture
         fixed_rng = np.random.default_rng(np.random.SeedSequence([config["seed"], 2**32 - 1]))
         # a conditional run's grid: a row per digit, 8 columns (generate's labels go 0, 1, ..., 9 in turn)
         grid_size = CONDITIONAL_GRID if config["conditional"] else SAMPLE_GRID
@@ -421,6 +424,8 @@ class Trainer:
         batch_size, steps = config["batch_size"], self.steps_per_epoch
         order = backend.to_device(backend.numpy_rng().permutation(len(self.train_images)))
         progress = ProgressBar(steps, f"epoch {epoch}/{config['epochs']}", not config["quiet"])
+        # a graph keeps the random generator it was captured with: one per epoch, as backend.seed makes one
+        train_step = CapturedStep(gan) if config.get("cuda_graph") else gan.train_step
         step_losses, unread, running_totals = [], [], np.zeros(2)
         start = last_read = time.perf_counter()
         for step in range(steps):
@@ -429,7 +434,7 @@ class Trainer:
             labels = self.train_labels[order[step * batch_size:(step + 1) * batch_size]] if gan.conditional else None
             # The losses stay on the device: reading one makes the host wait for the GPU to finish the
             # step, when it could be queueing the next. So they are read a few steps at a time.
-            unread.append(gan.train_step(real, labels, read_losses=False))
+            unread.append(train_step(real, labels, read_losses=False))
             if step + 1 < steps and time.perf_counter() - last_read < READ_LOSSES_EVERY:
                 continue
             for d_loss, g_loss in read_losses(unread):

@@ -10,10 +10,14 @@ DCGAN step at batch 64 is small enough that launches, not arithmetic, set its
 time. So batch normalisation is two per-channel reductions and two
 elementwise passes forward, two and one backward, where the reference's
 array code launches ten or more each way.
+
+A key, a step count or a decay may arrive as a cuda_graph.PerStep, while a
+step is captured as a CUDA graph: those kernels then read it from the device.
 """
 import cupy
 import numpy
 
+from ..cuda_graph import PerStep, keep_alive
 from .cuda_source import KERNELS, MULTI_TENSOR, PREAMBLE, REDUCTIONS, SUM
 from . import reference
 from .reference import DROPOUT_BITS, output_size
@@ -55,8 +59,10 @@ def leaky_relu_backward(dout, x, negative_slope):
 
 
 def dropout(x, p, key):
-    threshold = numpy.uint64(round(p * 2 ** DROPOUT_BITS))
-    return _kernels["dropout"](x, numpy.uint64(key), threshold, x.dtype.type(1 / (1 - p)))
+    threshold, scale = numpy.uint64(round(p * 2 ** DROPOUT_BITS)), x.dtype.type(1 / (1 - p))
+    if isinstance(key, PerStep):
+        return _kernels["dropout_per_step"](x, key.on_device(numpy.uint64), threshold, scale)
+    return _kernels["dropout"](x, numpy.uint64(key), threshold, scale)
 
 
 # The multi-tensor kernels, compiled once per dtype on first use.
@@ -109,22 +115,32 @@ def can_launch_on_all(rows):
                     for row in rows for array, like in zip(row, first)))
 
 
-def _launch_on_all(name, rows, *scalars):
+def _launch_on_all(name, rows, *scalars, per_step=()):
+    """Kernel ``name`` over the lists of arrays ``rows``; ``per_step``: device arrays it reads its step's
+    numbers from, passed before the scalars."""
     total = sum(array.size for array in rows[0])
     if total == 0:
         return
     table, ends = _table(rows)
+    keep_alive(table, ends)
     dtype = rows[0][0].dtype
     threads = 256
     blocks = min((total + threads - 1) // threads, 8192)   # each thread loops over the rest
-    _multi_tensor_kernel(name, dtype)((blocks,), (threads,),
-                                      (table, ends, numpy.int32(len(rows[0])), *(dtype.type(s) for s in scalars)))
+    _multi_tensor_kernel(name, dtype)((blocks,), (threads,), (table, ends, numpy.int32(len(rows[0])), *per_step,
+                                                              *(dtype.type(s) for s in scalars)))
 
 
 def adam_update_all(params, grads, ms, vs, lr, beta1, beta2, eps, step):
     """One Adam step on every parameter, in one launch; see optimizers.Adam."""
-    _launch_on_all("adam_update_all", [params, grads, ms, vs], lr / (1 - beta1 ** step), beta1, 1 - beta1,
-                   beta2, 1 - beta2, (1 - beta2 ** step) ** 0.5, eps)
+    def corrections(step):
+        return lr / (1 - beta1 ** step), (1 - beta2 ** step) ** 0.5
+    if isinstance(step, PerStep):
+        _launch_on_all("adam_update_all_per_step", [params, grads, ms, vs], beta1, 1 - beta1, beta2, 1 - beta2,
+                       eps, per_step=[step.on_device(numpy.float64, corrections, size=2)])
+        return
+    step_size, root_correction2 = corrections(step)
+    _launch_on_all("adam_update_all", [params, grads, ms, vs], step_size, beta1, 1 - beta1,
+                   beta2, 1 - beta2, root_correction2, eps)
 
 
 def fill_all(arrays, value):
@@ -132,6 +148,9 @@ def fill_all(arrays, value):
 
 
 def average_all(averages, params, decay):
+    if isinstance(decay, PerStep):
+        _launch_on_all("average_all_per_step", [averages, params], per_step=[decay.on_device(numpy.float64)])
+        return
     _launch_on_all("average_all", [averages, params], decay, 1 - decay)
 
 

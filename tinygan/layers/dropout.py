@@ -1,5 +1,6 @@
 """Inverted dropout."""
 from .. import backend, kernels
+from ..cuda_graph import per_step
 from .layer import Layer
 
 
@@ -12,7 +13,8 @@ class Dropout(Layer):
     The mask is a function of a key and the element's index (a counter-based
     generator, kernels/reference.py): the key comes from the engine's seeded
     generator, so runs repeat and CPU and GPU draw the same mask; backward
-    recomputes the mask from the key instead of storing it.
+    recomputes the mask from the key instead of storing it. A step captured as
+    a CUDA graph draws the key before each replay instead (cuda_graph.py).
     """
 
     def __init__(self, p=0.5):
@@ -26,7 +28,7 @@ class Dropout(Layer):
         if not training or self.p == 0:
             self.key = None
             return self.keep_output_shape(x)
-        self.key = int(backend.numpy_rng().integers(2**63))
+        self.key = per_step(lambda: int(backend.numpy_rng().integers(2**63)))
         return self.keep_output_shape(kernels.dropout(x, self.p, self.key))
 
     def backward(self, dout):

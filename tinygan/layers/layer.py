@@ -26,6 +26,7 @@ empty batch), and ``check_dout`` refuses a backward without its own forward or
 with a gradient of the wrong shape.
 """
 from .. import backend
+from ..cuda_graph import keep_alive
 
 FLOAT_DTYPES = ("float32", "float64")
 
@@ -65,6 +66,7 @@ class Layer:
                 or backend.device_of(buffer) != backend.device_of(like)):
             buffer = backend.get_array_module(like).empty(shape, dtype=like.dtype)
             self._workspace[name] = buffer
+        keep_alive(buffer)   # a captured CUDA graph writes to it at every replay, whatever the layer does next
         return buffer
 
     def zero_grad(self):

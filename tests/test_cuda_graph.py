@@ -1,0 +1,171 @@
+"""A training step captured as a CUDA graph (tinygan/cuda_graph.py).
+
+Without a GPU: the per-step values (what the host works out before each
+replay, in order) and the refusals. With one: N captured steps against N
+uncaptured ones from the same state, and fresh dropout masks and noise at
+every replay of a graph.
+"""
+import csv
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_MNIST, requires_mnist, skip_without_gpu
+from tinygan import backend, models
+from tinygan.cuda_graph import CapturedStep, PerStep, StepValues, keep_alive, per_step, recording
+from tinygan.gan import GAN
+
+
+def test_outside_a_capture_per_step_is_the_value_itself():
+    calls = []
+    assert per_step(lambda: calls.append(1) or 7) == 7 and calls == [1]
+    keep_alive(np.zeros(3))   # nothing to hold: no error, no effect
+
+
+def test_values_are_worked_out_before_every_replay_in_the_order_the_step_asked():
+    counts, keys = [], np.random.default_rng(5)
+    values = StepValues(np)
+    with recording(values):
+        count = per_step(lambda: counts.append(len(counts) + 1) or len(counts))
+        key = per_step(lambda: int(keys.integers(2**63)))
+        corrections = count.on_device(np.float64, lambda t: (0.5 ** t, t + 0.25), size=2)
+        key_on_device = key.on_device(np.uint64)
+        assert isinstance(count, PerStep) and counts == []   # recorded, not worked out
+        assert key.on_device(np.uint64) is key_on_device      # a dropout's backward reads its forward's key
+    assert per_step(lambda: 3) == 3                            # the capture is over
+    expected_keys = np.random.default_rng(5).integers(2**63, size=3)
+    for step in (1, 2, 3):
+        values.prepare()
+        values.upload()
+        assert count.value == step
+        np.testing.assert_array_equal(corrections, [0.5 ** step, step + 0.25])
+        assert key_on_device.dtype == np.uint64 and int(key_on_device[0]) == expected_keys[step - 1]
+
+
+def test_a_step_that_asks_for_more_values_than_the_buffer_holds_is_refused():
+    values = StepValues(np)
+    with recording(values):
+        count = per_step(lambda: 1)
+        with pytest.raises(RuntimeError, match="more than 1024 numbers"):
+            count.on_device(np.float64, lambda t: [t] * (StepValues.SLOTS + 1), size=StepValues.SLOTS + 1)
+        with pytest.raises(ValueError, match="8 bytes wide"):
+            count.on_device(np.float32, lambda t: t)
+        with pytest.raises(RuntimeError, match="already being captured"):
+            with recording(StepValues(np)):
+                pass
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(noise="poisson"), "cannot capture Poisson noise"),
+    (dict(conditional=True), "cannot capture a conditional GAN"),
+    ({}, "needs the GPU: add --device gpu"),
+])
+def test_what_cannot_be_captured_is_refused_in_one_sentence(settings, message):
+    conditional = settings.pop("conditional", False)
+    gan = GAN(*models.build("mlp", conditional=conditional), **settings)
+    with pytest.raises(ValueError, match=message):
+        CapturedStep(gan)
+
+
+def build_on_gpu(arch, settings):
+    backend.seed(0)
+    return GAN(*models.build(arch), **settings)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("arch, settings", [
+    ("dcgan", dict(ema=0.999, label_flip=0.1)),                            # BatchNorm, label flips, the average
+    ("mlp-001", dict(d_steps=2, label_smoothing=0.1, noise="uniform")),    # dropout in D, two D steps a step
+])
+def test_captured_steps_agree_with_uncaptured_ones(arch, settings):
+    """Six steps replayed from a graph against six run step by step, from the same weights and seeds: the
+    same losses and the same weights, moments, running estimates and weight average, to rounding. Between
+    steps D's accuracy pass runs at another batch size, which reallocates the layers' scratch buffers: the
+    graph must keep its own."""
+    skip_without_gpu()
+    backend.use_device("gpu")
+    try:
+        rng = np.random.default_rng(0)
+        batches = [backend.to_device(rng.uniform(-1, 1, (32, 1, 28, 28)).astype(np.float32)) for _ in range(6)]
+        test_images = backend.to_device(rng.uniform(-1, 1, (50, 1, 28, 28)).astype(np.float32))
+        results = {}
+        for captured in (False, True):
+            gan = build_on_gpu(arch, settings)
+            backend.seed(1)
+            step = CapturedStep(gan) if captured else gan.train_step
+            losses = []
+            for index, real in enumerate(batches):
+                losses.append(step(real))
+                if index == 3:
+                    gan.discriminator_accuracy(test_images, 50, batch_size=25)
+            if captured:
+                assert step.graph is not None   # steps 3 to 6 were replays
+            results[captured] = losses, gan.state_dict(), int(backend.numpy_rng().integers(2**63))
+        (plain_losses, plain_state, plain_next), (graph_losses, graph_state, graph_next) = results[False], results[True]
+        np.testing.assert_allclose(graph_losses, plain_losses, rtol=1e-5, atol=1e-6)
+        assert len(set(map(tuple, graph_losses))) == 6
+        assert graph_state.keys() == plain_state.keys()
+        for key in plain_state:
+            np.testing.assert_allclose(graph_state[key], plain_state[key], rtol=1e-4, atol=1e-6, err_msg=key)
+        assert graph_next == plain_next   # the host drew as many dropout keys, in the same order
+    finally:
+        backend.use_device("cpu")
+
+
+@pytest.mark.gpu
+def test_each_replay_draws_fresh_dropout_masks_and_noise():
+    """Device-side randomness: a graph of one dropout and one noise draw, replayed three times, gives three
+    different masks and noises; each mask is the reference's for the key the host drew, keeps 1 - p of the
+    units, and the noise has mean 0 and variance 1."""
+    skip_without_gpu()
+    from tinygan.cuda_graph import Capture
+    from tinygan.kernels import reference
+    from tinygan.layers import Dropout
+    backend.use_device("gpu")
+    try:
+        backend.seed(2)
+        layer, x = Dropout(0.3), backend.to_device(np.ones(200_000, dtype=np.float32))
+        generator = backend.rng()
+        generator.standard_normal(1)   # the generator's state exists before the capture
+
+        def run():
+            return layer.forward(x), generator.standard_normal(100_000, dtype=np.float32)
+        graph = Capture(run)
+        masks, noises = [], []
+        for _ in range(3):
+            graph.replay()
+            mask, noise = (backend.as_numpy(array).copy() for array in graph.result)
+            np.testing.assert_array_equal(mask, reference.dropout(np.ones(200_000, np.float32), 0.3, layer.key.value))
+            assert abs((mask > 0).mean() - 0.7) < 0.005
+            assert abs(noise.mean()) < 0.02 and abs(noise.var() - 1) < 0.02
+            masks.append(mask), noises.append(noise)
+        assert not np.array_equal(masks[0], masks[1]) and not np.array_equal(masks[1], masks[2])
+        assert not np.array_equal(noises[0], noises[1]) and not np.array_equal(noises[1], noises[2])
+    finally:
+        backend.use_device("cpu")
+
+
+def steps_csv(run_dir):
+    with open(run_dir / "steps.csv") as file:
+        return [[float(value) for value in row[1:]] for row in list(csv.reader(file))[1:]]
+
+
+@pytest.mark.gpu
+@requires_mnist
+def test_train_with_cuda_graph_gives_the_losses_of_train_without(tmp_path):
+    """Two epochs of the CLI, with and without --cuda-graph: the same step losses to rounding (each epoch
+    captures its own graph, after one uncaptured step)."""
+    skip_without_gpu()
+    from tinygan import cli
+    runs = {}
+    for name, flags in (("plain", []), ("graph", ["--cuda-graph"])):
+        runs[name] = tmp_path / name
+        try:
+            cli.main(["train", "--arch", "dcgan", "--device", "gpu", "--epochs", "2", "--limit", "640",
+                      "--eval-every", "0", "--eval-images", "64", "--quiet", "--data-dir", str(SHARED_MNIST),
+                      "--out", str(runs[name]), *flags])
+        except SystemExit as exit:
+            assert exit.code in (0, None)
+    plain, graph = steps_csv(runs["plain"]), steps_csv(runs["graph"])
+    assert len(plain) == len(graph) == 20
+    np.testing.assert_allclose(graph, plain, rtol=1e-4, atol=1e-5)

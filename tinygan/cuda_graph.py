@@ -1,0 +1,257 @@
+"""A training step captured once as a CUDA graph and replayed (``train --cuda-graph``).
+
+On a GPU a dcgan step at batch 64 is some hundreds of kernel launches, most of
+them running for microseconds: the step takes as long as Python and the CUDA
+driver take to launch them, not as long as the GPU takes to run them. CUDA
+can record what a stream is asked to do (stream capture) as a graph, and run
+the whole graph again with one call: each replay costs one launch.
+
+A graph replays exactly what was recorded: the same kernels with the same
+arguments, reading and writing the same addresses. Three things follow, and
+this module is about them.
+
+1. Every array the step touches stays where it is. Parameters, gradients,
+   Adam's moments, BatchNorm's running estimates and the weight average are
+   updated in place (tests/test_models.py checks it). What the step
+   allocates while it is captured is held as long as the graph lives
+   (HeldAllocations), so that CuPy's memory pool never hands it to another
+   array; what it uses that was allocated before (the layers' scratch
+   buffers, the optimizers' address tables) is held too (``keep_alive``).
+2. Every number that changes from step to step comes from device memory,
+   not from a kernel argument, which would stay the number it was captured
+   with. The noise and the label flips are drawn by CuPy's generator, whose
+   state lives on the device and advances in place: each replay draws fresh
+   numbers. The others the host works out, as the uncaptured step does: the
+   dropout keys (from the engine's NumPy generator), Adam's bias corrections
+   (from its step count), the weight average's warming-up decay. Under a
+   capture each is a PerStep: worked out afresh before every replay, in the
+   order the step asked for them, and copied to the device in one transfer,
+   where the ``*_per_step`` kernels of cuda_source.py read them. Outside a
+   capture ``per_step(compute)`` is ``compute()``: the uncaptured step, the
+   CPU's included, does what it always did.
+3. The batch is copied into a fixed input array that the graph reads, and
+   the two losses are copied out of the graph's output after each replay.
+
+So a replay computes what the uncaptured step would, with the same random
+numbers: the two agree to rounding (tests/test_cuda_graph.py).
+"""
+import contextlib
+
+import numpy
+
+from . import backend
+
+_recording = None   # the StepValues of the capture under way, if any
+
+
+def per_step(compute):
+    """``compute()``; while a step is being captured, a PerStep that calls ``compute`` before every replay."""
+    return compute() if _recording is None else _recording.add(compute)
+
+
+def keep_alive(*objects):
+    """While a step is being captured: hold ``objects`` (arrays made before the capture, whose addresses the
+    graph keeps) as long as the graph lives. Outside a capture: nothing."""
+    if _recording is not None:
+        _recording.kept.extend(objects)
+
+
+@contextlib.contextmanager
+def recording(values):
+    """per_step and keep_alive record into ``values`` (a StepValues) inside this block."""
+    global _recording
+    if _recording is not None:
+        raise RuntimeError("a step is already being captured")
+    _recording = values
+    try:
+        yield values
+    finally:
+        _recording = None
+
+
+class PerStep:
+    """A value the host works out before every replay of a captured step; ``value`` is the latest."""
+
+    def __init__(self, values, compute):
+        self.values, self.compute, self.value = values, compute, None
+        self._on_device = None
+
+    def refresh(self):
+        self.value = self.compute()
+
+    def on_device(self, dtype=numpy.float64, derive=None, size=1):
+        """A device array of ``size`` numbers, derive(value) (default: the value itself), rewritten before every
+        replay, for a kernel to read in place of an argument."""
+        if derive is None:
+            if self._on_device is None:   # a dropout's backward asks for its forward's key again
+                self._on_device = self.values.slot(lambda: self.value, dtype, 1)
+            return self._on_device
+        return self.values.slot(lambda: derive(self.value), dtype, size)
+
+
+class StepValues:
+    """The numbers a captured step reads from the device, worked out on the host before each replay.
+
+    One buffer of 8-byte slots on each side; each PerStep's device numbers are
+    a few slots of it. ``prepare`` runs every PerStep's computation, then every
+    slot's, in the order they were asked for, so a slot derived from a PerStep
+    (Adam's corrections from its step count) sees this step's value.
+    """
+    SLOTS = 1024
+
+    def __init__(self, xp):
+        self.xp = xp
+        if xp is numpy:
+            self.host = numpy.zeros(self.SLOTS, numpy.uint64)
+        else:   # page-locked, so that the copy to the device runs while the host goes on
+            memory = xp.cuda.alloc_pinned_memory(self.SLOTS * 8)
+            self.host = numpy.frombuffer(memory, numpy.uint64, self.SLOTS)
+            self.host_memory, self.uploaded = memory, None
+        self.device = xp.zeros(self.SLOTS, dtype=numpy.uint64)
+        self.jobs, self.used, self.kept = [], 0, []
+
+    def add(self, compute):
+        value = PerStep(self, compute)
+        self.jobs.append(value.refresh)
+        return value
+
+    def slot(self, compute, dtype, size):
+        """``size`` slots of ``dtype`` (8 bytes each), set to compute() at each prepare; their device array."""
+        if numpy.dtype(dtype).itemsize != 8:
+            raise ValueError(f"a step value is 8 bytes wide, not {numpy.dtype(dtype)}")
+        start, self.used = self.used, self.used + size
+        if self.used > self.SLOTS:
+            raise RuntimeError(f"a captured step reads more than {self.SLOTS} numbers that change at each step")
+        host = self.host[start:self.used].view(dtype)
+
+        def write():
+            host[:] = compute()
+        self.jobs.append(write)
+        return self.device[start:self.used].view(dtype)
+
+    def prepare(self):
+        """This step's values, written into the host buffer (after the previous step's copy has left it)."""
+        if self.xp is not numpy and self.uploaded is not None:
+            self.uploaded.synchronize()
+        for job in self.jobs:
+            job()
+
+    def upload(self):
+        """The host buffer copied to the device, on the current stream (before the graph that reads it)."""
+        if self.xp is numpy:
+            self.device[:] = self.host
+            return
+        self.device.data.copy_from_host_async(self.host.ctypes.data, self.host.nbytes)
+        self.uploaded = self.xp.cuda.Event()
+        self.uploaded.record()
+
+
+class HeldAllocations:
+    """A CuPy allocator that hands out memory as the current one does and keeps every block it handed out.
+
+    Used while a step is captured: the graph writes its temporaries to those
+    addresses at every replay, so none of them may go back to the pool when
+    the array that held it is freed.
+    """
+
+    def __init__(self, cupy):
+        self.allocate, self.blocks = cupy.cuda.get_allocator(), []
+
+    def __call__(self, size):
+        block = self.allocate(size)
+        self.blocks.append(block)
+        return block
+
+
+_side_stream = None
+
+
+def capture_stream(cupy):
+    """The stream steps are captured on (not the default stream, which cannot capture); one per process, so
+    that the memory pool keeps the captures' freed blocks together."""
+    global _side_stream
+    if _side_stream is None:
+        _side_stream = cupy.cuda.Stream(non_blocking=True)
+    return _side_stream
+
+
+class Capture:
+    """``run()`` recorded once as a CUDA graph, with what its replays need; ``result`` is what run returned.
+
+    The graph is captured on a side stream (the default stream cannot
+    capture) and replayed on the current one, after whatever came before it.
+    """
+
+    def __init__(self, run):
+        import cupy
+        self.values, self.held = StepValues(cupy), HeldAllocations(cupy)
+        stream = capture_stream(cupy)
+        cupy.cuda.get_current_stream().synchronize()   # the capture starts from finished work
+        with recording(self.values), stream, cupy.cuda.using_allocator(self.held):
+            stream.begin_capture()
+            try:
+                self.result = run()
+            except BaseException:
+                stream.end_capture()   # leave capture mode; what was recorded is of no use
+                raise
+            self.graph = stream.end_capture()
+
+    def replay(self):
+        """Run the graph once more, with this step's PerStep values."""
+        self.values.prepare()
+        self.values.upload()
+        self.graph.launch()
+
+
+class CapturedStep:
+    """``gan.train_step``, captured as a CUDA graph at its second call and replayed from then on.
+
+    The first call runs the step as usual. It compiles the kernels and
+    allocates Adam's moments, the layers' scratch buffers, the optimizers'
+    address tables and the noise generator's state, none of which may happen
+    during a capture (a capture records, it does not run: a zeros_like there
+    would zero Adam's moments again at every replay). The second call, with a
+    batch of the same shape, captures the step and replays it; every later
+    call with that shape is a replay. A batch of any other shape runs
+    uncaptured.
+
+    A graph keeps the arrays and the random generator it was captured with:
+    make a new CapturedStep after anything that replaces them
+    (``load_state_dict``, ``backend.seed``); the trainer makes one per epoch.
+    """
+
+    def __init__(self, gan):
+        if gan.noise == "poisson":
+            raise ValueError("--cuda-graph cannot capture Poisson noise (drawn on the CPU): use normal or uniform "
+                             "noise, or train without --cuda-graph")
+        if gan.conditional:
+            raise ValueError("--cuda-graph cannot capture a conditional GAN yet: train it without --cuda-graph")
+        parameter = next(param for _, _, param, _ in gan.generator.parameters())
+        if backend.device_of(parameter) != "gpu":
+            raise ValueError("--cuda-graph needs the GPU: add --device gpu")
+        self.gan = gan
+        self.graph, self.warmed_shape = None, None
+
+    def __call__(self, real, labels=None, read_losses=True):
+        """One step on the batch ``real``: (d_loss, g_loss), as ``GAN.train_step`` returns them."""
+        shape = tuple(real.shape)
+        if self.graph is None:
+            if shape != self.warmed_shape:   # the first call, or a new shape: run it, capture at the next
+                self.warmed_shape = shape
+                return self.gan.train_step(real, labels, read_losses)
+            self._capture(real)
+        elif shape != self.input.shape:
+            return self.gan.train_step(real, labels, read_losses)
+        self.input[...] = real
+        self.graph.replay()
+        losses = self.graph.result.copy()   # the graph overwrites its own at the next replay
+        return (float(losses[0]), float(losses[1])) if read_losses else (losses[0], losses[1])
+
+    def _capture(self, real):
+        self.input = real.copy()   # the graph reads each batch from here
+        self.noise_generator = backend.rng()   # its state, on the device, is what each replay draws from and advances
+
+        def step():
+            d_loss, g_loss = self.gan.train_step(self.input, read_losses=False)
+            return backend.get_array_module(d_loss).stack([d_loss, g_loss])
+        self.graph = Capture(step)
