@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Everything that needs a GPU, in one run of about five minutes: the GPU tests, the quickstart on the
-# GPU, the GPU benchmark (with PyTorch's CUDA step beside it where torch is installed), whole epochs of
-# `train --arch dcgan --device gpu` against PyTorch's standard loop, and at the end every speed
-# target's ratio (benchmarks/targets.py).
+# Everything that needs a GPU, in one run of about six minutes: the GPU tests, the quickstart on the
+# GPU, the GPU benchmark (with PyTorch's CUDA step beside it where torch is installed; the step with
+# and without a CUDA graph), whole epochs of `train --arch dcgan --device gpu`, with and without
+# --cuda-graph, against PyTorch's standard loop, and at the end every speed target's ratio
+# (benchmarks/targets.py).
 # Run from the repository root on a machine with CuPy and a CUDA device; logs go to $OUT (or gpu-check/).
 # MNIST is read from $MNIST_DIR, else from gpu-data/mnist (an ignored folder, for a copy carried to a
 # lent machine), else from ../shared/data/mnist beside the checkout; without one the eval and epoch

@@ -34,6 +34,7 @@ import click
 import numpy as np
 
 from tinygan import backend, evaluation, kernels, models, threads
+from tinygan.cuda_graph import CapturedStep
 from tinygan.gan import GAN
 from tinygan.kernels import reference
 from tinygan.trainer import library_versions
@@ -228,7 +229,8 @@ STEP_BLOCK = 5   # steps a side runs back to back per turn (benchmarks/timing.py
 
 
 def step_rows(bench, arch, batch):
-    """One GAN.train_step (D step + G step) and the same step in PyTorch."""
+    """One GAN.train_step (D step + G step) and the same step in PyTorch; on a GPU also the step captured as
+    a CUDA graph (`train --cuda-graph`), against PyTorch the same way."""
     backend.seed(0)
     generator, discriminator = models.build(arch)
     _, generator_shapes = record_shapes(generator, bench.array((batch, 100)))
@@ -243,6 +245,10 @@ def step_rows(bench, arch, batch):
 
     def step():   # as the trainer runs it, and as PyTorch's step returns its losses: unread, as device values
         gan.train_step(real, read_losses=False)
+    captured = CapturedStep(gan) if bench.device == "gpu" else None
+
+    def captured_step():   # the first call runs uncaptured, the second captures: the warm-up calls
+        captured(real, read_losses=False)
     try:
         if worker:
             # PyTorch at its best: the faster of its users' standard loop and tinygan's step translated
@@ -253,12 +259,18 @@ def step_rows(bench, arch, batch):
             row["tinygan"], row["torch"], row["ratio_to_torch"] = measure_pair(
                 lambda: timed_call(step, bench.synchronize),
                 lambda: worker.step(row["torch_way"]), bench.repeats, warmup=3, block=STEP_BLOCK)
+            if captured:
+                row["tinygan_graph"], _, row["graph_ratio_to_torch"] = measure_pair(
+                    lambda: timed_call(captured_step, bench.synchronize),
+                    lambda: worker.step(row["torch_way"]), bench.repeats, warmup=3, block=STEP_BLOCK)
         else:
             row["tinygan"] = bench.time(step, warmup=3)
+            if captured:
+                row["tinygan_graph"] = bench.time(captured_step, warmup=3)
     finally:
         if worker:
             worker.close()
-    for name in ("tinygan", "torch"):
+    for name in ("tinygan", "tinygan_graph", "torch"):
         if name in row:
             seconds = row[name]["median"]
             row[name].update(images_per_second=batch / seconds, epoch_seconds=60000 / batch * seconds,
@@ -272,22 +284,32 @@ SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 EPOCHS = 3   # timed per side; the first is left out (compilation, caches, the GPU's clocks coming up)
 
 
+def train_epoch_seconds(bench, arch, data_dir, images, *flags):
+    """The seconds of each epoch of `python -m tinygan train` with its defaults (and ``flags``), in a process
+    of its own."""
+    with tempfile.TemporaryDirectory() as directory:
+        run_dir = Path(directory) / "run"
+        run_program([sys.executable, "-m", "tinygan", "train", "--arch", arch, "--device", bench.device,
+                     "--epochs", str(EPOCHS), "--limit", str(images), "--eval-every", "0", "--quiet",
+                     "--out", str(run_dir), "--data-dir", str(data_dir), *flags])
+        with open(run_dir / "metrics.csv") as metrics:
+            return [float(epoch["seconds"]) for epoch in csv.DictReader(metrics)]
+
+
 def epoch_rows(bench, arch, data_dir, images):
     """Whole epochs of `python -m tinygan train` with its defaults (its own loop, weight average and all)
     against PyTorch's standard loop over the same images (benchmarks/torch_epoch.py), each in a process
-    of its own: what a user waits for, where the step table times one step in isolation."""
+    of its own: what a user waits for, where the step table times one step in isolation. On a GPU
+    `train --cuda-graph` as well."""
     if data_dir is None or not Path(data_dir).is_dir():
         return {"arch": arch, "skipped": f"no MNIST directory {data_dir or ''}: pass --data-dir"}
     row = {"arch": arch, "images": images, "batch": 64, "epochs": EPOCHS}
-    with tempfile.TemporaryDirectory() as directory:
-        run_dir = Path(directory) / "run"
-        command = [sys.executable, "-m", "tinygan", "train", "--arch", arch, "--device", bench.device,
-                   "--epochs", str(EPOCHS), "--limit", str(images), "--eval-every", "0", "--quiet",
-                   "--out", str(run_dir), "--data-dir", str(data_dir)]
-        run_program(command)
-        with open(run_dir / "metrics.csv") as metrics:
-            seconds = [float(epoch["seconds"]) for epoch in csv.DictReader(metrics)]
-    row["tinygan"] = {"seconds": seconds, "median": float(np.median(seconds[1:]))}
+    ways = {"tinygan": []}
+    if bench.device == "gpu":
+        ways["tinygan_graph"] = ["--cuda-graph"]
+    for name, flags in ways.items():
+        seconds = train_epoch_seconds(bench, arch, data_dir, images, *flags)
+        row[name] = {"seconds": seconds, "median": float(np.median(seconds[1:]))}
     if bench.torch:
         command = [sys.executable, "-m", "benchmarks.torch_epoch", "--arch", arch, "--device", bench.device,
                    "--epochs", str(EPOCHS), "--images", str(images), "--data-dir", str(data_dir)]
@@ -295,6 +317,8 @@ def epoch_rows(bench, arch, data_dir, images):
         row["torch"] = {"seconds": answer["seconds"], "median": float(np.median(answer["seconds"][1:])),
                         "threads": answer["threads"]}
         row["ratio_to_torch"] = row["tinygan"]["median"] / row["torch"]["median"]
+        if "tinygan_graph" in row:
+            row["graph_ratio_to_torch"] = row["tinygan_graph"]["median"] / row["torch"]["median"]
     return row
 
 
@@ -362,10 +386,10 @@ def print_report(report):
             + torch_text)
     say("\ntraining step (D step + G step), ms: median [min-max]")
     for row in report["train_step"]:
-        for name in ("tinygan", "torch"):
+        for name, label in (("tinygan", "tinygan"), ("tinygan_graph", "graph"), ("torch", "torch")):
             if name in row:
                 t = row[name]
-                say(f"  {row['arch']:<6} batch {row['batch']:<4} {name:<8} {ms(t)}  {t['images_per_second']:7.0f} img/s  "
+                say(f"  {row['arch']:<6} batch {row['batch']:<4} {label:<8} {ms(t)}  {t['images_per_second']:7.0f} img/s  "
                     f"epoch {t['epoch_seconds']:6.1f} s  {t['gflops']:6.1f} GFLOP/s "
                     f"({t['gflops'] / peak['gflops']:.0%} of the matrix-product ceiling)")
         if "ratio_to_torch" in row:
@@ -375,6 +399,10 @@ def print_report(report):
                 f" (median of {ratio['repeats']} ratios, the two sides taking turns of {STEP_BLOCK} steps in a row; "
                 f"PyTorch in its own "
                 f"process with its default threads, its faster loop: {row['torch_way']}; {ways})")
+        if "graph_ratio_to_torch" in row:
+            ratio = row["graph_ratio_to_torch"]
+            say(f"  {'':<6} {'':<10} tinygan captured as a CUDA graph / torch = {ratio['median']:.2f} "
+                f"[{ratio['min']:.2f}-{ratio['max']:.2f}] (timed the same way)")
     if report.get("eval"):
         say("\ntinygan eval (generation excluded), seconds: cold computes the real side, warm reads it from the cache")
         for state, row in report["eval"].items():
@@ -391,8 +419,12 @@ def print_report(report):
                 say(f"  skipped: {row['skipped']}")
                 continue
             line = f"  {row['arch']:<6} {row['images']:,} images  tinygan {row['tinygan']['median']:7.2f}"
+            if "tinygan_graph" in row:
+                line += f"  with --cuda-graph {row['tinygan_graph']['median']:7.2f}"
             if "torch" in row:
                 line += f"  PyTorch {row['torch']['median']:7.2f}  tinygan / PyTorch {row['ratio_to_torch']:.2f}"
+            if "graph_ratio_to_torch" in row:
+                line += f", with --cuda-graph {row['graph_ratio_to_torch']:.2f}"
             say(line)
     say("\nmemory: " + ", ".join(f"{k} {v:.0f}" for k, v in report["memory"].items()))
 

@@ -104,18 +104,20 @@ def test_targets_say_met_not_met_and_not_measured(tmp_path, capsys):
     cpu = {"settings": {"device": "cpu"}, "machine": {"cpu": "a CPU", "gpu": None},
            "train_step": [step("dcgan", 1.1), step("mlp", 1.02)]}
     gpu = {"settings": {"device": "gpu"}, "machine": {"cpu": "a CPU", "gpu": "a GPU"},
-           "epoch": [{"arch": "dcgan", "tinygan": {"median": 9.0}, "ratio_to_torch": 0.9}]}
+           "epoch": [{"arch": "dcgan", "tinygan": {"median": 9.0}, "ratio_to_torch": 1.1,
+                      "tinygan_graph": {"median": 7.0}, "graph_ratio_to_torch": 0.85}]}
     paths = []
     for name, report in (("cpu", cpu), ("gpu", gpu)):
         paths.append(tmp_path / f"{name}.json")
         paths[-1].write_text(json.dumps(report))
     targets.main(paths)
     out = " ".join(capsys.readouterr().out.split())   # the columns' padding aside
-    assert "gpu epoch of train, dcgan, tinygan / PyTorch < 1 0.90 met, on a GPU" in out
+    assert "gpu epoch of train, dcgan, tinygan / PyTorch < 1 1.10 not met, on a GPU" in out
+    assert "gpu epoch of train, dcgan, tinygan graph / PyTorch < 1 0.85 met, on a GPU" in out
     assert "cpu step, dcgan batch 64, tinygan / PyTorch <= 1.25 1.10 met, on a CPU" in out
     assert "cpu step, dcgan batch 64, tinygan / PyTorch <= 1 1.10 not met (stretch goal), on a CPU" in out
     assert "cpu step, mlp batch 64, tinygan / PyTorch < 1 1.02 not met, on a CPU" in out
-    assert out.count("not measured") == 4   # the GPU step targets
+    assert out.count("not measured") == 8   # the GPU step targets, each with and without a CUDA graph
 
 
 def test_measure_pair_in_turns_counts_the_steps_of_a_running_loop():
