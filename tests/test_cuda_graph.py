@@ -55,6 +55,48 @@ def test_a_step_that_asks_for_more_values_than_the_buffer_holds_is_refused():
                 pass
 
 
+def test_a_replay_works_out_the_numbers_the_uncaptured_step_would_use(monkeypatch):
+    """The host's side of a captured GAN step, without a GPU: the kernels that take a step's changing
+    numbers are replaced by recorders, and the dropout keys, Adam's step counts and the average's decays
+    each replay works out (in the order the step asked for them) are those the uncaptured steps used.
+    The noise comes from a generator of its own, as on a GPU (CuPy's), so that only dropout draws from
+    the engine's NumPy generator."""
+    from tinygan import kernels
+    calls = []
+    monkeypatch.setattr(kernels, "dropout", lambda x, p, key: calls.append(("dropout", key)) or x)
+    monkeypatch.setattr(kernels, "adam_update_all", lambda *arguments: calls.append(("adam", arguments[-1])))
+    monkeypatch.setattr(kernels, "average_all", lambda averages, params, decay: calls.append(("average", decay)))
+    real = np.random.default_rng(0).uniform(-1, 1, (8, 1, 28, 28)).astype(np.float32)
+    settings = dict(d_steps=2, ema=0.999, label_flip=0.1)
+
+    def gan_and_noise():
+        backend.seed(0)
+        gan = GAN(*models.build("mlp-001"), **settings)
+        noise = np.random.default_rng(3)
+        monkeypatch.setattr(backend, "rng", lambda: noise)
+        backend.seed(1)
+        return gan
+
+    gan, uncaptured = gan_and_noise(), []
+    for _ in range(3):
+        calls.clear()
+        gan.train_step(real)
+        uncaptured.append(list(calls))
+    gan, replayed = gan_and_noise(), []
+    calls.clear()
+    values = StepValues(np)
+    with recording(values):
+        gan.train_step(real)
+    recorded = list(calls)
+    assert all(isinstance(value, PerStep) for _, value in recorded)
+    for _ in range(3):
+        values.prepare()
+        replayed.append([(kind, value.value) for kind, value in recorded])
+    assert replayed == uncaptured
+    assert [kind for kind, _ in recorded].count("adam") == 3   # two D steps and a G step
+    assert (gan.discriminator_optimizer.steps, gan.generator_optimizer.steps) == (6, 3)
+
+
 @pytest.mark.parametrize("settings, message", [
     (dict(noise="poisson"), "cannot capture Poisson noise"),
     (dict(conditional=True), "cannot capture a conditional GAN"),
