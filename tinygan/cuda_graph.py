@@ -32,6 +32,10 @@ this module is about them.
 3. The batch is copied into a fixed input array that the graph reads, and
    the two losses are copied out of the graph's output after each replay.
 
+And one thing CuPy asks: it refuses to call cuBLAS during a capture, so the
+matrix products of a step being captured call cuBLAS themselves
+(kernels/cublas.py).
+
 So a replay computes what the uncaptured step would, with the same random
 numbers: the two agree to rounding (tests/test_cuda_graph.py).
 """
@@ -47,6 +51,11 @@ _recording = None   # the StepValues of the capture under way, if any
 def per_step(compute):
     """``compute()``; while a step is being captured, a PerStep that calls ``compute`` before every replay."""
     return compute() if _recording is None else _recording.add(compute)
+
+
+def capturing():
+    """True while a step is being captured."""
+    return _recording is not None
 
 
 def keep_alive(*objects):
@@ -184,9 +193,11 @@ class Capture:
 
     def __init__(self, run):
         import cupy
+        from .kernels import cublas
         self.values, self.held = StepValues(cupy), HeldAllocations(cupy)
         stream = capture_stream(cupy)
         cupy.cuda.get_current_stream().synchronize()   # the capture starts from finished work
+        self.cublas_workspace = cublas.prepare_capture(stream)   # matrix products call cuBLAS themselves (cublas.py)
         with recording(self.values), stream, cupy.cuda.using_allocator(self.held):
             stream.begin_capture()
             try:

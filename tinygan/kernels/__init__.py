@@ -12,7 +12,12 @@ They agree bit for bit, except batch normalisation, Adam and (on a GPU) the
 loss, whose fast versions round differently and agree to rounding
 (tests/test_kernels.py, tests/test_cuda_source.py). ``use_cpu_kernels('numpy')``
 switches the CPU to the reference, which is how the benchmarks compare them.
+
+The matrix product is NumPy's or CuPy's, except while a step is being captured
+as a CUDA graph, when cuBLAS is called directly (cublas.py).
 """
+import numpy
+
 from ..backend import device_of
 from . import reference
 from .reference import output_size
@@ -57,6 +62,16 @@ def _implementation(array, name):
     else:
         module = numba_cpu if _cpu_kernels == "numba" else reference
     return getattr(module, name, None) or getattr(reference, name)
+
+
+def matmul(a, b, out=None):
+    """a @ b for 2-D arrays, into ``out`` (C-contiguous, of the result's shape and dtype) when given."""
+    if device_of(a) == "gpu":
+        from . import cupy_gpu
+        return cupy_gpu.matmul(a, b, out)
+    if a.shape[1] == 1:   # NumPy's matmul falls back to a slow loop for an inner dimension of 1, dot does not
+        return numpy.dot(a, b, out=out)
+    return numpy.matmul(a, b, out=out)
 
 
 def im2col(x, kernel_size, stride, padding, out=None):
@@ -155,7 +170,7 @@ def average_all(averages, params, decay):
         average += (1 - decay) * param
 
 
-__all__ = ["im2col", "col2im", "leaky_relu", "leaky_relu_backward", "dropout", "batchnorm_forward",
+__all__ = ["matmul", "im2col", "col2im", "leaky_relu", "leaky_relu_backward", "dropout", "batchnorm_forward",
            "batchnorm_backward", "batchnorm_update_running", "bce_with_logits", "bce_with_logits_gradient",
            "adam_update", "adam_update_all", "fill_all", "average_all", "output_size", "use_cpu_kernels",
            "cpu_kernels", "uses_reference", "CPU_KERNELS"]

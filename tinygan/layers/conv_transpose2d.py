@@ -1,7 +1,7 @@
 """2-D transposed convolution (PyTorch's ConvTranspose2d)."""
 from .. import init, kernels
 from ..backend import get_array_module
-from ..kernels import col2im, im2col
+from ..kernels import col2im, im2col, matmul
 from .conv2d import from_rows, to_rows
 from .layer import Layer, as_pair, positive_int
 
@@ -60,12 +60,11 @@ class ConvTranspose2D(Layer):
         self.readable = kernels.uses_reference(x)
         if self.readable:
             return self.keep_output_shape(self._forward_readable(x, (H_out, W_out)))
-        xp = get_array_module(x)
         self.x_rows = to_rows(x, out=self.workspace("x_rows", (self.in_channels, N * H * W), x))
         self.input_shape = x.shape
-        col = xp.matmul(self.params["W"].reshape(self.in_channels, -1).T, self.x_rows,
-                        out=self.workspace("col", (self.out_channels * self.kernel_size[0] * self.kernel_size[1],
-                                                   N * H * W), x))
+        col = matmul(self.params["W"].reshape(self.in_channels, -1).T, self.x_rows,
+                     out=self.workspace("col", (self.out_channels * self.kernel_size[0] * self.kernel_size[1],
+                                                N * H * W), x))
         col = col.reshape(self.out_channels, *self.kernel_size, N, H, W)
         y = col2im(col, (H_out, W_out), self.stride, self.padding)
         if "b" in self.params:
@@ -83,12 +82,12 @@ class ConvTranspose2D(Layer):
                       out=self.workspace("dcol", dcol_shape, dout))
         dcol_rows = dcol.reshape(-1, N * H * W_in)
         if self.requires_grad:
-            self.grads["W"] += (self.x_rows @ dcol_rows.T).reshape(W.shape)
+            self.grads["W"] += matmul(self.x_rows, dcol_rows.T).reshape(W.shape)
             if "b" in self.params:
                 self.grads["b"] += dout.sum(axis=(0, 2, 3))
         if not self.needs_input_grad:
             return None
-        dx_rows = W.reshape(self.in_channels, -1) @ dcol_rows
+        dx_rows = matmul(W.reshape(self.in_channels, -1), dcol_rows)
         return from_rows(dx_rows, N, H, W_in).copy()
 
     # The readable path (with kernels.use_cpu_kernels('numpy')): the docstring's formulas as written.

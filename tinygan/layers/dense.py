@@ -1,6 +1,6 @@
 """Dense (fully connected) layer."""
 from .. import init
-from ..backend import get_array_module
+from ..kernels import matmul
 from .layer import Layer, positive_int
 
 
@@ -28,7 +28,7 @@ class Dense(Layer):
     def forward(self, x, training=True):
         self.check_input(x, 2, "(N, in_features)", self.in_features)
         self.x = x
-        y = x @ self.params["W"]
+        y = matmul(x, self.params["W"])
         if "b" in self.params:
             y += self.params["b"]
         return self.keep_output_shape(y)
@@ -36,14 +36,14 @@ class Dense(Layer):
     def backward(self, dout):
         self.check_dout(dout)
         if self.requires_grad:
-            self.grads["W"] += self.x.T @ dout
+            self.grads["W"] += matmul(self.x.T, dout)
             if "b" in self.params:
                 self.grads["b"] += dout.sum(axis=0)
         if not self.needs_input_grad:
             return None
-        # dot, not @: NumPy's matmul falls back to a slow loop when the inner
-        # dimension is 1 (D's last layer, out_features = 1: 1.1 ms against 0.2).
-        return get_array_module(dout).dot(dout, self.params["W"].T)
+        # kernels.matmul, not @: NumPy's matmul falls back to a slow loop when the
+        # inner dimension is 1 (D's last layer, out_features = 1: 1.1 ms against 0.2).
+        return matmul(dout, self.params["W"].T)
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={'b' in self.params}"
