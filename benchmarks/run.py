@@ -259,14 +259,18 @@ def step_rows(bench, arch, batch):
             row["tinygan"], row["torch"], row["ratio_to_torch"] = measure_pair(
                 lambda: timed_call(step, bench.synchronize),
                 lambda: worker.step(row["torch_way"]), bench.repeats, warmup=3, block=STEP_BLOCK)
-            if captured:
-                row["tinygan_graph"], _, row["graph_ratio_to_torch"] = measure_pair(
-                    lambda: timed_call(captured_step, bench.synchronize),
-                    lambda: worker.step(row["torch_way"]), bench.repeats, warmup=3, block=STEP_BLOCK)
         else:
             row["tinygan"] = bench.time(step, warmup=3)
-            if captured:
-                row["tinygan_graph"] = bench.time(captured_step, warmup=3)
+        if captured:
+            try:   # a failed capture costs this figure, not the report
+                if worker:
+                    row["tinygan_graph"], _, row["graph_ratio_to_torch"] = measure_pair(
+                        lambda: timed_call(captured_step, bench.synchronize),
+                        lambda: worker.step(row["torch_way"]), bench.repeats, warmup=3, block=STEP_BLOCK)
+                else:
+                    row["tinygan_graph"] = bench.time(captured_step, warmup=3)
+            except Exception as error:
+                row["graph_error"] = f"{type(error).__name__}: {error}"
     finally:
         if worker:
             worker.close()
@@ -308,7 +312,13 @@ def epoch_rows(bench, arch, data_dir, images):
     if bench.device == "gpu":
         ways["tinygan_graph"] = ["--cuda-graph"]
     for name, flags in ways.items():
-        seconds = train_epoch_seconds(bench, arch, data_dir, images, *flags)
+        try:
+            seconds = train_epoch_seconds(bench, arch, data_dir, images, *flags)
+        except RuntimeError as error:
+            if not flags:
+                raise
+            row["graph_error"] = str(error)   # a failed capture costs this figure, not the report
+            continue
         row[name] = {"seconds": seconds, "median": float(np.median(seconds[1:]))}
     if bench.torch:
         command = [sys.executable, "-m", "benchmarks.torch_epoch", "--arch", arch, "--device", bench.device,
@@ -399,6 +409,8 @@ def print_report(report):
                 f" (median of {ratio['repeats']} ratios, the two sides taking turns of {STEP_BLOCK} steps in a row; "
                 f"PyTorch in its own "
                 f"process with its default threads, its faster loop: {row['torch_way']}; {ways})")
+        if "graph_error" in row:
+            say(f"  {'':<6} {'':<10} captured as a CUDA graph: failed, {row['graph_error']}")
         if "graph_ratio_to_torch" in row:
             ratio = row["graph_ratio_to_torch"]
             say(f"  {'':<6} {'':<10} tinygan captured as a CUDA graph / torch = {ratio['median']:.2f} "
@@ -426,6 +438,8 @@ def print_report(report):
             if "graph_ratio_to_torch" in row:
                 line += f", with --cuda-graph {row['graph_ratio_to_torch']:.2f}"
             say(line)
+            if "graph_error" in row:
+                say(f"  --cuda-graph failed: {row['graph_error']}")
     say("\nmemory: " + ", ".join(f"{k} {v:.0f}" for k, v in report["memory"].items()))
 
 
@@ -480,10 +494,10 @@ def main(device, full, no_torch, json_path, only, archs, repeats, data_dir, eval
     if "epoch" in sections:
         report["epoch"] = [epoch_rows(bench, arch, data_dir, epoch_images) for arch in archs]
     report["memory"] = peak_memory(bench)
-    print_report(report)
     path = Path(json_path or Path("runs") / "benchmarks" / f"{now:%Y%m%d-%H%M%S}-{device}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path.write_text(json.dumps(report, indent=2) + "\n")   # first: the figures outlive a failure to print them
+    print_report(report)
     click.echo(f"\nwrote {path}")
 
 

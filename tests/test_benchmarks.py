@@ -120,6 +120,31 @@ def test_targets_say_met_not_met_and_not_measured(tmp_path, capsys):
     assert out.count("not measured") == 8   # the GPU step targets, each with and without a CUDA graph
 
 
+def test_the_report_shows_the_captured_step_and_says_when_a_capture_failed(capsys):
+    """A GPU report's rows with the step captured as a CUDA graph, and with a capture that failed, printed
+    (made-up figures: those sections first run on a GPU)."""
+    from benchmarks.run import print_report
+    timing = {"median": 0.004, "min": 0.0035, "max": 0.005, "images_per_second": 16000, "epoch_seconds": 3.8,
+              "gflops": 8000.0}
+    ratio = {"median": 0.8, "min": 0.7, "max": 0.9, "repeats": 20}
+    step = {"arch": "dcgan", "batch": 64, "tinygan": timing, "tinygan_graph": timing, "torch": timing,
+            "ratio_to_torch": ratio, "graph_ratio_to_torch": ratio, "torch_way": "standard",
+            "torch_ways_median": {"standard": 0.006, "translated": 0.007}}
+    failed = {"arch": "mlp", "batch": 64, "tinygan": timing, "graph_error": "NotImplementedError: no capture"}
+    epoch = {"arch": "dcgan", "images": 60000, "tinygan": {"median": 9.0}, "tinygan_graph": {"median": 6.0},
+             "torch": {"median": 7.5}, "ratio_to_torch": 1.2, "graph_ratio_to_torch": 0.8}
+    print_report({"date": "2026-11-29", "settings": {"device": "gpu", "full": True},
+                  "machine": {"cpu": "a CPU", "cores": 16, "gpu": "a GPU"},
+                  "versions": {"tinygan": "0", "python": "3", "numpy": "2", "numba": None, "cupy": "14", "torch": "2"},
+                  "matmul": {"n": 4096, "gflops": 50000.0}, "kernels": [], "layers": [], "train_step": [step, failed],
+                  "eval": {}, "epoch": [epoch, dict(epoch, graph_error="train --cuda-graph failed")], "memory": {}})
+    out = capsys.readouterr().out
+    assert "graph         4.00 [3.50-5.00]" in out and "captured as a CUDA graph / torch = 0.80 [0.70-0.90]" in out
+    assert "captured as a CUDA graph: failed, NotImplementedError: no capture" in out
+    assert "with --cuda-graph    6.00" in out and ", with --cuda-graph 0.80" in out
+    assert "--cuda-graph failed: train --cuda-graph failed" in out
+
+
 def test_measure_pair_in_turns_counts_the_steps_of_a_running_loop():
     """With block > 1 the first call of each turn (after the other side's) is left out, as it is no step of
     a training loop; with block 1 every call is such a first call."""
