@@ -102,9 +102,9 @@ class StepValues:
     """The numbers a captured step reads from the device, worked out on the host before each replay.
 
     One buffer of 8-byte slots on each side; each PerStep's device numbers are
-    a few slots of it. ``prepare`` runs every PerStep's computation, then every
-    slot's, in the order they were asked for, so a slot derived from a PerStep
-    (Adam's corrections from its step count) sees this step's value.
+    a few slots of it. ``prepare`` works out the PerSteps and fills the slots
+    in the order the step asked for them: a slot derived from a PerStep (Adam's
+    corrections from its step count) comes after it, and sees this step's value.
     """
     SLOTS = 1024
 
