@@ -82,19 +82,32 @@ def test_a_replay_works_out_the_numbers_the_uncaptured_step_would_use(monkeypatc
         calls.clear()
         gan.train_step(real)
         uncaptured.append(list(calls))
-    gan, replayed = gan_and_noise(), []
+    gan, as_captured = gan_and_noise(), []
+    calls.clear()
+    with recording(StepValues(np, eager=True)):   # CapturedStep's first call: run the way the capture will
+        gan.train_step(real)
+    as_captured.append([(kind, value.value) for kind, value in calls])
     calls.clear()
     values = StepValues(np)
-    with recording(values):
+    with recording(values):   # its second: the capture, which records and runs nothing
         gan.train_step(real)
     recorded = list(calls)
     assert all(isinstance(value, PerStep) for _, value in recorded)
-    for _ in range(3):
+    for _ in range(2):
         values.prepare()
-        replayed.append([(kind, value.value) for kind, value in recorded])
-    assert replayed == uncaptured
+        as_captured.append([(kind, value.value) for kind, value in recorded])
+    assert as_captured == uncaptured
     assert [kind for kind, _ in recorded].count("adam") == 3   # two D steps and a G step
     assert (gan.discriminator_optimizer.steps, gan.generator_optimizer.steps) == (6, 3)
+
+
+def test_a_step_run_the_way_it_will_be_captured_has_each_value_on_the_device_when_asked():
+    values = StepValues(np, eager=True)
+    with recording(values):
+        count = per_step(lambda: 4)
+        assert count.value == 4
+        corrections = count.on_device(np.float64, lambda t: (t / 2, t + 1), size=2)
+        np.testing.assert_array_equal(corrections, [2.0, 5.0])   # there before a kernel that reads it runs
 
 
 LAYOUTS = {"C order": lambda x: x.copy(order="C"), "transposed view": lambda x: x.T.copy(order="C").T,
@@ -217,6 +230,7 @@ def test_each_replay_draws_fresh_dropout_masks_and_noise():
     different masks and noises; each mask is the reference's for the key the host drew, keeps 1 - p of the
     units, and the noise has mean 0 and variance 1."""
     skip_without_gpu()
+    import cupy
     from tinygan.cuda_graph import Capture
     from tinygan.kernels import reference
     from tinygan.layers import Dropout
@@ -225,10 +239,12 @@ def test_each_replay_draws_fresh_dropout_masks_and_noise():
         backend.seed(2)
         layer, x = Dropout(0.3), backend.to_device(np.ones(200_000, dtype=np.float32))
         generator = backend.rng()
-        generator.standard_normal(1)   # the generator's state exists before the capture
 
         def run():
             return layer.forward(x), generator.standard_normal(100_000, dtype=np.float32)
+        with recording(StepValues(cupy, eager=True)):   # as CapturedStep's first call: kernels loaded, state made
+            mask = backend.as_numpy(run()[0])
+        np.testing.assert_array_equal(mask, reference.dropout(np.ones(200_000, np.float32), 0.3, layer.key.value))
         graph = Capture(run)
         masks, noises = [], []
         for _ in range(3):

@@ -53,8 +53,8 @@ def per_step(compute):
     return compute() if _recording is None else _recording.add(compute)
 
 
-def capturing():
-    """True while a step is being captured."""
+def is_recording():
+    """True while a step is recorded for a CUDA graph: captured, or run once the way the capture will run it."""
     return _recording is not None
 
 
@@ -105,11 +105,16 @@ class StepValues:
     a few slots of it. ``prepare`` works out the PerSteps and fills the slots
     in the order the step asked for them: a slot derived from a PerStep (Adam's
     corrections from its step count) comes after it, and sees this step's value.
+
+    ``eager``: for a step that runs once, uncaptured, the way a capture will
+    run it (CapturedStep's first call): each value is worked out as the step
+    asks for it, and each slot copied to the device before the kernel that
+    reads it is launched.
     """
     SLOTS = 1024
 
-    def __init__(self, xp):
-        self.xp = xp
+    def __init__(self, xp, eager=False):
+        self.xp, self.eager = xp, eager
         if xp is numpy:
             self.host = numpy.zeros(self.SLOTS, numpy.uint64)
         else:   # page-locked, so that the copy to the device runs while the host goes on
@@ -122,6 +127,8 @@ class StepValues:
     def add(self, compute):
         value = PerStep(self, compute)
         self.jobs.append(value.refresh)
+        if self.eager:
+            value.refresh()
         return value
 
     def slot(self, compute, dtype, size):
@@ -136,6 +143,9 @@ class StepValues:
         def write():
             host[:] = compute()
         self.jobs.append(write)
+        if self.eager:
+            write()
+            self.upload(start, self.used)
         return self.device[start:self.used].view(dtype)
 
     def prepare(self):
@@ -145,12 +155,13 @@ class StepValues:
         for job in self.jobs:
             job()
 
-    def upload(self):
-        """The host buffer copied to the device, on the current stream (before the graph that reads it)."""
+    def upload(self, start=0, stop=SLOTS):
+        """Slots start to stop (all of them) copied to the device, on the current stream (before what reads
+        them)."""
         if self.xp is numpy:
-            self.device[:] = self.host
+            self.device[start:stop] = self.host[start:stop]
             return
-        self.device.data.copy_from_host_async(self.host.ctypes.data, self.host.nbytes)
+        self.device[start:stop].data.copy_from_host_async(self.host[start:stop].ctypes.data, (stop - start) * 8)
         self.uploaded = self.xp.cuda.Event()
         self.uploaded.record()
 
@@ -197,7 +208,7 @@ class Capture:
         self.values, self.held = StepValues(cupy), HeldAllocations(cupy)
         stream = capture_stream(cupy)
         cupy.cuda.get_current_stream().synchronize()   # the capture starts from finished work
-        self.cublas_workspace = cublas.prepare_capture(stream)   # matrix products call cuBLAS themselves (cublas.py)
+        self.cublas_workspace = cublas.use_stream(stream)   # matrix products call cuBLAS themselves (cublas.py)
         with recording(self.values), stream, cupy.cuda.using_allocator(self.held):
             stream.begin_capture()
             try:
@@ -217,14 +228,15 @@ class Capture:
 class CapturedStep:
     """``gan.train_step``, captured as a CUDA graph at its second call and replayed from then on.
 
-    The first call runs the step as usual. It compiles the kernels and
-    allocates Adam's moments, the layers' scratch buffers, the optimizers'
-    address tables and the noise generator's state, none of which may happen
-    during a capture (a capture records, it does not run: a zeros_like there
-    would zero Adam's moments again at every replay). The second call, with a
-    batch of the same shape, captures the step and replays it; every later
-    call with that shape is a replay. A batch of any other shape runs
-    uncaptured.
+    The first call runs the step uncaptured, but the way the capture will
+    (``_run_as_recorded``). It allocates Adam's moments, the layers' scratch
+    buffers, the optimizers' address tables and the noise generator's state,
+    and compiles and loads every kernel the graph will launch, none of which
+    should happen during a capture (a capture records, it does not run: a
+    zeros_like there would zero Adam's moments again at every replay). The
+    second call, with a batch of the same shape, captures the step and
+    replays it; every later call with that shape is a replay. A batch of any
+    other shape runs uncaptured.
 
     A graph keeps the arrays and the random generator it was captured with:
     make a new CapturedStep after anything that replaces them
@@ -249,7 +261,7 @@ class CapturedStep:
         if self.graph is None:
             if shape != self.warmed_shape:   # the first call, or a new shape: run it, capture at the next
                 self.warmed_shape = shape
-                return self.gan.train_step(real, labels, read_losses)
+                return self._run_as_recorded(real, read_losses)
             self._capture(real)
         elif shape != self.input.shape:
             return self.gan.train_step(real, labels, read_losses)
@@ -257,6 +269,18 @@ class CapturedStep:
         self.graph.replay()
         losses = self.graph.result.copy()   # the graph overwrites its own at the next replay
         return (float(losses[0]), float(losses[1])) if read_losses else (losses[0], losses[1])
+
+    def _run_as_recorded(self, real, read_losses):
+        """One step, uncaptured, through the code a capture records: the per-step kernels reading their
+        numbers from the device, the matrix products by cuBLAS called directly (on the current stream)."""
+        import cupy
+        from .kernels import cublas
+        # held until the next call: the step's copies and products may still be running
+        self.first_values = StepValues(cupy, eager=True)
+        self.first_workspace = cublas.use_stream(cupy.cuda.get_current_stream())
+        with recording(self.first_values):
+            d_loss, g_loss = self.gan.train_step(real, read_losses=False)
+        return (float(d_loss), float(g_loss)) if read_losses else (d_loss, g_loss)
 
     def _capture(self, real):
         self.input = real.copy()   # the graph reads each batch from here

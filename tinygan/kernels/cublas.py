@@ -5,7 +5,7 @@ raise NotImplementedError, to be safe), though cuBLAS itself can be captured.
 So while a step is captured, ``kernels.matmul`` calls cuBLAS's sgemm or
 dgemm itself, through ctypes, on the handle CuPy made. Before the capture
 that handle is pointed at the capture's stream and given a workspace of its
-own (``prepare_capture``), so that cuBLAS allocates nothing inside the graph.
+own (``use_stream``), so that cuBLAS allocates nothing inside the graph.
 
 cuBLAS stores matrices column by column, NumPy row by row, and a row-major
 (r, c) matrix read column-major is its (c, r) transpose. So C = A B is asked
@@ -94,10 +94,10 @@ def check(status, what):
         raise RuntimeError(f"cuBLAS {what} failed with status {status}")
 
 
-def prepare_capture(stream):
+def use_stream(stream):
     """Point CuPy's cuBLAS handle at ``stream``, with a workspace of its own and host scalars; the workspace
-    array, which the capture must hold. CuPy's next cuBLAS call after the capture sets its own stream (and
-    with it cuBLAS's default workspace) again."""
+    array, which the caller must hold while the products run (for a capture: as long as its graph lives).
+    CuPy's next cuBLAS call sets its own stream (and with it cuBLAS's default workspace) again."""
     import cupy
     lib, handle = library(), cupy.cuda.device.get_cublas_handle()
     workspace = cupy.empty(WORKSPACE_BYTES, dtype=numpy.uint8)
@@ -109,7 +109,7 @@ def prepare_capture(stream):
 
 def matmul(a, b, out=None):
     """a @ b for 2-D CuPy arrays of float32 or float64, into ``out`` (C-contiguous) when given, by cuBLAS's gemm
-    on the stream prepare_capture set."""
+    on the stream use_stream set."""
     import cupy
     if a.dtype != b.dtype or a.dtype.name not in ("float32", "float64"):
         raise TypeError(f"a captured matrix product takes two float32 or float64 arrays, got {a.dtype} and {b.dtype}")

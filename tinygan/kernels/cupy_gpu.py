@@ -17,7 +17,7 @@ step is captured as a CUDA graph: those kernels then read it from the device.
 import cupy
 import numpy
 
-from ..cuda_graph import PerStep, capturing, keep_alive
+from ..cuda_graph import PerStep, is_recording, keep_alive
 from .cuda_source import KERNELS, MULTI_TENSOR, PREAMBLE, REDUCTIONS, SUM
 from . import reference
 from .reference import DROPOUT_BITS, output_size
@@ -32,9 +32,9 @@ CHANNEL_SUM_AXES = (0, 2)   # of (N, C, M): every axis but the channel's
 
 
 def matmul(a, b, out=None):
-    """a @ b (into out): CuPy's, but cuBLAS called directly while a step is captured as a CUDA graph, as CuPy
-    refuses to call it then (cublas.py)."""
-    if capturing():
+    """a @ b (into out): CuPy's, but cuBLAS called directly while a step is recorded for a CUDA graph, as CuPy
+    refuses to call it during a capture (cublas.py)."""
+    if is_recording():
         from . import cublas
         return cublas.matmul(a, b, out)
     return cupy.matmul(a, b, out=out)
