@@ -50,7 +50,7 @@ def test_a_step_that_asks_for_more_values_than_the_buffer_holds_is_refused():
             count.on_device(np.float64, lambda t: [t] * (StepValues.SLOTS + 1), size=StepValues.SLOTS + 1)
         with pytest.raises(ValueError, match="8 bytes wide"):
             count.on_device(np.float32, lambda t: t)
-        with pytest.raises(RuntimeError, match="already being captured"):
+        with pytest.raises(RuntimeError, match="already being recorded"):
             with recording(StepValues(np)):
                 pass
 

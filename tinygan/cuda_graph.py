@@ -45,11 +45,11 @@ import numpy
 
 from . import backend
 
-_recording = None   # the StepValues of the capture under way, if any
+_recording = None   # the StepValues of the step being recorded for a CUDA graph, if any
 
 
 def per_step(compute):
-    """``compute()``; while a step is being captured, a PerStep that calls ``compute`` before every replay."""
+    """``compute()``; while a step is recorded, a PerStep that calls ``compute`` before every replay."""
     return compute() if _recording is None else _recording.add(compute)
 
 
@@ -59,8 +59,8 @@ def is_recording():
 
 
 def keep_alive(*objects):
-    """While a step is being captured: hold ``objects`` (arrays made before the capture, whose addresses the
-    graph keeps) as long as the graph lives. Outside a capture: nothing."""
+    """While a step is recorded: hold ``objects`` (arrays made before the capture, whose addresses the graph
+    keeps) as long as the graph lives. Otherwise: nothing."""
     if _recording is not None:
         _recording.kept.extend(objects)
 
@@ -70,7 +70,7 @@ def recording(values):
     """per_step and keep_alive record into ``values`` (a StepValues) inside this block."""
     global _recording
     if _recording is not None:
-        raise RuntimeError("a step is already being captured")
+        raise RuntimeError("a step is already being recorded")
     _recording = values
     try:
         yield values
