@@ -1,6 +1,6 @@
 """The hot loops of the engine, sent to the implementation that fits the array.
 
-im2col / col2im (the convolutions), leaky_relu and its backward, dropout,
+im2col / col2im (the convolutions) and Winograd's tile transforms, leaky_relu and its backward, dropout,
 training-mode batch normalisation, the BCE loss and the Adam update; and, for the
 optimizers, three that work on a whole list of arrays at once. Each exists up
 to three times:
@@ -85,6 +85,26 @@ def im2col(x, kernel_size, stride, padding, out=None):
 def col2im(col, image_size, stride, padding):
     """col (C, kh, kw, N, out_h, out_w) -> x (N, C, *image_size), the adjoint of im2col."""
     return _implementation(col, "col2im")(col, image_size, stride, padding)
+
+
+def winograd_input(xs, BTh, BTw, step, padding, tiles, out=None):
+    """xs (H, W, L) -> V (n_h, n_w, *tiles, L): B_h^T d B_w of every input tile d (tinygan/winograd.py)."""
+    return _implementation(xs, "winograd_input")(xs, BTh, BTw, step, padding, tiles, out)
+
+
+def winograd_output(M, ATh, ATw, size, out=None):
+    """M (n_h, n_w, th, tw, L) -> y (*size, L): A_h^T M A_w of every tile, cropped to size."""
+    return _implementation(M, "winograd_output")(M, ATh, ATw, size, out)
+
+
+def winograd_output_adjoint(dy, ATh, ATw, tiles, out=None):
+    """dy (H_out, W_out, L) -> dM (n_h, n_w, *tiles, L), the adjoint of winograd_output."""
+    return _implementation(dy, "winograd_output_adjoint")(dy, ATh, ATw, tiles, out)
+
+
+def winograd_input_adjoint(dV, BTh, BTw, step, padding, size, out=None):
+    """dV (n_h, n_w, th, tw, L) -> dx (*size, L), the adjoint of winograd_input."""
+    return _implementation(dV, "winograd_input_adjoint")(dV, BTh, BTw, step, padding, size, out)
 
 
 def leaky_relu(x, negative_slope):
@@ -172,7 +192,8 @@ def average_all(averages, params, decay):
         average += (1 - decay) * param
 
 
-__all__ = ["matmul", "im2col", "col2im", "leaky_relu", "leaky_relu_backward", "dropout", "batchnorm_forward",
+__all__ = ["matmul", "im2col", "col2im", "winograd_input", "winograd_output", "winograd_output_adjoint",
+           "winograd_input_adjoint", "leaky_relu", "leaky_relu_backward", "dropout", "batchnorm_forward",
            "batchnorm_backward", "batchnorm_update_running", "bce_with_logits", "bce_with_logits_gradient",
            "adam_update", "adam_update_all", "fill_all", "average_all", "output_size", "use_cpu_kernels",
            "cpu_kernels", "uses_reference", "CPU_KERNELS"]

@@ -347,3 +347,194 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
         return reference_adam_update(param, grad, m, v, lr, beta1, beta2, eps, step)
     _run(_adam_update, param.size, "adam_update", param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
          lr / (1 - beta1 ** step), beta1, beta2, (1 - beta2 ** step) ** 0.5, eps)
+
+
+# Winograd's tile transforms (see reference.py for the layout, tinygan/winograd.py for the method).
+# Channels-last images put N C values side by side, so every step below is a loop over a contiguous run
+# of them with one matrix entry as the factor, which the compiler vectorises. Each thread owns a slice
+# of those values across every tile: the input adjoint adds overlapping windows into one image, and
+# this way no two threads add into the same place. Zero entries of A^T and B^T (about a third) are
+# skipped.
+WINOGRAD_SLICE = 512   # values per thread's slice: a tile's n x n rows of them stay in the L2 cache
+
+
+@njit(parallel=True, cache=True)
+def _winograd_input(xs, BTh, BTw, step, ph, pw, V):
+    H, W, L = xs.shape
+    nh, nw, th, tw, _ = V.shape
+    for block in prange(-(-L // WINOGRAD_SLICE)):
+        first, last = _block_bounds(block, WINOGRAD_SLICE, L)
+        size = last - first
+        rows = np.empty((nh, nw, size), dtype=V.dtype)   # B_h^T d: the tile transformed along its columns
+        point = np.empty(size, dtype=V.dtype)
+        for ty in range(th):
+            for tx in range(tw):
+                rows[...] = 0
+                for i in range(nh):
+                    row = ty * step + i - ph
+                    if row < 0 or row >= H:
+                        continue
+                    for j in range(nw):
+                        column = tx * step + j - pw
+                        if column < 0 or column >= W:
+                            continue
+                        d = xs[row, column, first:last]
+                        for a in range(nh):
+                            factor = BTh[a, i]
+                            if factor != 0:
+                                target = rows[a, j]
+                                for k in range(size):
+                                    target[k] += factor * d[k]
+                for a in range(nh):
+                    for b in range(nw):
+                        point[:] = 0
+                        for j in range(nw):
+                            factor = BTw[b, j]
+                            if factor != 0:
+                                source = rows[a, j]
+                                for k in range(size):
+                                    point[k] += factor * source[k]
+                        V[a, b, ty, tx, first:last] = point
+
+
+@njit(parallel=True, cache=True)
+def _winograd_output(M, ATh, ATw, y):
+    H_out, W_out, L = y.shape
+    nh, nw, th, tw, _ = M.shape
+    m = ATh.shape[0]
+    for block in prange(-(-L // WINOGRAD_SLICE)):
+        first, last = _block_bounds(block, WINOGRAD_SLICE, L)
+        size = last - first
+        rows = np.empty((m, nw, size), dtype=y.dtype)   # A_h^T M
+        point = np.empty(size, dtype=y.dtype)
+        for ty in range(th):
+            for tx in range(tw):
+                rows[...] = 0
+                for a in range(nh):
+                    for b in range(nw):
+                        source = M[a, b, ty, tx, first:last]
+                        for i in range(m):
+                            factor = ATh[i, a]
+                            if factor != 0:
+                                target = rows[i, b]
+                                for k in range(size):
+                                    target[k] += factor * source[k]
+                for i in range(m):
+                    row = ty * m + i
+                    for j in range(m):
+                        column = tx * m + j
+                        if row >= H_out or column >= W_out:
+                            continue
+                        point[:] = 0
+                        for b in range(nw):
+                            factor = ATw[j, b]
+                            if factor != 0:
+                                source = rows[i, b]
+                                for k in range(size):
+                                    point[k] += factor * source[k]
+                        y[row, column, first:last] = point
+
+
+@njit(parallel=True, cache=True)
+def _winograd_output_adjoint(dy, ATh, ATw, dM):
+    H_out, W_out, L = dy.shape
+    nh, nw, th, tw, _ = dM.shape
+    m = ATh.shape[0]
+    for block in prange(-(-L // WINOGRAD_SLICE)):
+        first, last = _block_bounds(block, WINOGRAD_SLICE, L)
+        size = last - first
+        rows = np.empty((nh, m, size), dtype=dy.dtype)   # A_h dY
+        point = np.empty(size, dtype=dy.dtype)
+        for ty in range(th):
+            for tx in range(tw):
+                rows[...] = 0
+                for i in range(m):
+                    row = ty * m + i
+                    for j in range(m):
+                        column = tx * m + j
+                        if row >= H_out or column >= W_out:
+                            continue
+                        source = dy[row, column, first:last]
+                        for a in range(nh):
+                            factor = ATh[i, a]
+                            if factor != 0:
+                                target = rows[a, j]
+                                for k in range(size):
+                                    target[k] += factor * source[k]
+                for a in range(nh):
+                    for b in range(nw):
+                        point[:] = 0
+                        for j in range(m):
+                            factor = ATw[j, b]
+                            if factor != 0:
+                                source = rows[a, j]
+                                for k in range(size):
+                                    point[k] += factor * source[k]
+                        dM[a, b, ty, tx, first:last] = point
+
+
+@njit(parallel=True, cache=True)
+def _winograd_input_adjoint(dV, BTh, BTw, step, ph, pw, dx):
+    H, W, L = dx.shape
+    nh, nw, th, tw, _ = dV.shape
+    for block in prange(-(-L // WINOGRAD_SLICE)):
+        first, last = _block_bounds(block, WINOGRAD_SLICE, L)
+        size = last - first
+        rows = np.empty((nh, nw, size), dtype=dx.dtype)   # B_h dV
+        point = np.empty(size, dtype=dx.dtype)
+        dx[:, :, first:last] = 0
+        for ty in range(th):
+            for tx in range(tw):
+                rows[...] = 0
+                for a in range(nh):
+                    for b in range(nw):
+                        source = dV[a, b, ty, tx, first:last]
+                        for i in range(nh):
+                            factor = BTh[a, i]
+                            if factor != 0:
+                                target = rows[i, b]
+                                for k in range(size):
+                                    target[k] += factor * source[k]
+                for i in range(nh):
+                    row = ty * step + i - ph
+                    if row < 0 or row >= H:
+                        continue
+                    for j in range(nw):
+                        column = tx * step + j - pw
+                        if column < 0 or column >= W:
+                            continue
+                        point[:] = 0
+                        for b in range(nw):
+                            factor = BTw[b, j]
+                            if factor != 0:
+                                source = rows[i, b]
+                                for k in range(size):
+                                    point[k] += factor * source[k]
+                        target = dx[row, column, first:last]
+                        for k in range(size):
+                            target[k] += point[k]
+
+
+def winograd_input(xs, BTh, BTw, step, padding, tiles, out=None):
+    nh, nw = len(BTh), len(BTw)
+    V = np.empty((nh, nw, *tiles, xs.shape[2]), dtype=xs.dtype) if out is None else out
+    _winograd_input(np.ascontiguousarray(xs), BTh, BTw, step, padding[0], padding[1], V)
+    return V
+
+
+def winograd_output(M, ATh, ATw, size, out=None):
+    y = np.empty((*size, M.shape[4]), dtype=M.dtype) if out is None else out
+    _winograd_output(np.ascontiguousarray(M), ATh, ATw, y)
+    return y
+
+
+def winograd_output_adjoint(dy, ATh, ATw, tiles, out=None):
+    dM = np.empty((ATh.shape[1], ATw.shape[1], *tiles, dy.shape[2]), dtype=dy.dtype) if out is None else out
+    _winograd_output_adjoint(np.ascontiguousarray(dy), ATh, ATw, dM)
+    return dM
+
+
+def winograd_input_adjoint(dV, BTh, BTw, step, padding, size, out=None):
+    dx = np.empty((*size, dV.shape[4]), dtype=dV.dtype) if out is None else out
+    _winograd_input_adjoint(np.ascontiguousarray(dV), BTh, BTw, step, padding[0], padding[1], dx)
+    return dx

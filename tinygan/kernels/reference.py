@@ -143,3 +143,74 @@ def bce_with_logits_gradient(logits, targets):
     """dL/dx = (sigmoid(x) - t) / n for the mean over n entries."""
     from ..layers.activations import stable_sigmoid   # here, not at the top: the layers import the kernels
     return (stable_sigmoid(logits) - targets) / logits.size
+
+
+# Winograd's tile transforms (tinygan/winograd.py has the method). The images are channels-last,
+# (H, W, L) with L = N C, and the transformed tiles are V (n_h, n_w, tiles_h, tiles_w, L): point (a, b)
+# of tile (ty, tx). Tile (ty, tx) reads the n_h x n_w input window whose corner is (ty m - p_h, tx m - p_w),
+# zero outside the image, and writes the m x m output window whose corner is (ty m, tx m); m = step.
+
+def _tile_canvas(xp, tiles, window, step, L, dtype):
+    """Zeros that hold every tile's window: the tiles start ``step`` apart and are ``window`` wide."""
+    (th, tw), (nh, nw) = tiles, window
+    return xp.zeros(((th - 1) * step + nh, (tw - 1) * step + nw, L), dtype=dtype)
+
+
+def winograd_input(xs, BTh, BTw, step, padding, tiles, out=None):
+    """xs (H, W, L) -> V (n_h, n_w, th, tw, L): V[:, :, ty, tx] = B_h^T d B_w of every input tile d."""
+    xp = get_array_module(xs)
+    H, W, L = xs.shape
+    (nh, nw), (th, tw), (ph, pw) = (len(BTh), len(BTw)), tiles, padding
+    padded = _tile_canvas(xp, tiles, (nh, nw), step, L, xs.dtype)
+    padded[ph:ph + H, pw:pw + W] = xs
+    V = xp.empty((nh, nw, th, tw, L), dtype=xs.dtype) if out is None else out
+    for ty in range(th):
+        for tx in range(tw):
+            d = padded[ty * step:ty * step + nh, tx * step:tx * step + nw]
+            V[:, :, ty, tx] = xp.einsum("ai,ijl,bj->abl", BTh, d, BTw)
+    return V
+
+
+def winograd_output(M, ATh, ATw, size, out=None):
+    """M (n_h, n_w, th, tw, L) -> y (H_out, W_out, L): the output tile A_h^T M A_w of every tile, cropped to size."""
+    xp = get_array_module(M)
+    _, _, th, tw, L = M.shape
+    m = ATh.shape[0]
+    full = xp.empty((th * m, tw * m, L), dtype=M.dtype)
+    for ty in range(th):
+        for tx in range(tw):
+            full[ty * m:(ty + 1) * m, tx * m:(tx + 1) * m] = xp.einsum("ia,abl,jb->ijl", ATh, M[:, :, ty, tx], ATw)
+    y = xp.empty((*size, L), dtype=M.dtype) if out is None else out
+    y[...] = full[:size[0], :size[1]]
+    return y
+
+
+def winograd_output_adjoint(dy, ATh, ATw, tiles, out=None):
+    """dy (H_out, W_out, L) -> dM (n_h, n_w, th, tw, L) = A_h dY A_w^T of every tile: winograd_output's adjoint
+    (the cropped rows and columns get no gradient)."""
+    xp = get_array_module(dy)
+    H_out, W_out, L = dy.shape
+    (th, tw), m = tiles, ATh.shape[0]
+    full = xp.zeros((th * m, tw * m, L), dtype=dy.dtype)
+    full[:H_out, :W_out] = dy
+    dM = xp.empty((ATh.shape[1], ATw.shape[1], th, tw, L), dtype=dy.dtype) if out is None else out
+    for ty in range(th):
+        for tx in range(tw):
+            dM[:, :, ty, tx] = xp.einsum("ia,ijl,jb->abl", ATh, full[ty * m:(ty + 1) * m, tx * m:(tx + 1) * m], ATw)
+    return dM
+
+
+def winograd_input_adjoint(dV, BTh, BTw, step, padding, size, out=None):
+    """dV (n_h, n_w, th, tw, L) -> dx (H, W, L): B_h dV B_w^T of every tile, added back onto the window it
+    came from (the windows overlap), then the padding cut off: winograd_input's adjoint."""
+    xp = get_array_module(dV)
+    nh, nw, th, tw, L = dV.shape
+    (H, W), (ph, pw) = size, padding
+    padded = _tile_canvas(xp, (th, tw), (nh, nw), step, L, dV.dtype)
+    for ty in range(th):
+        for tx in range(tw):
+            window = padded[ty * step:ty * step + nh, tx * step:tx * step + nw]
+            window += xp.einsum("ai,abl,bj->ijl", BTh, dV[:, :, ty, tx], BTw)
+    dx = xp.empty((H, W, L), dtype=dV.dtype) if out is None else out
+    dx[...] = padded[ph:ph + H, pw:pw + W]
+    return dx

@@ -1,7 +1,8 @@
 """2-D transposed convolution (PyTorch's ConvTranspose2d)."""
-from .. import init, kernels
+from .. import backend, init, kernels, winograd
 from ..backend import get_array_module
 from ..kernels import col2im, im2col, matmul
+from ..winograd import WinogradConvolution
 from .conv2d import from_rows, to_rows
 from .layer import Layer, as_pair, positive_int
 
@@ -24,6 +25,10 @@ class ConvTranspose2D(Layer):
     output_padding only adds rows/columns at the bottom/right that no input
     pixel reaches (their value is the bias), to pick among the sizes that a
     strided convolution maps to the same H.
+
+    With stride 1 this is a convolution of x with the kernel flipped and its
+    channel axes swapped, padded by k - 1 - padding; on the CPU's fast path it
+    runs as Winograd's where that is faster (as Conv2D, tinygan/winograd.py).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
@@ -57,9 +62,20 @@ class ConvTranspose2D(Layer):
         H_out, W_out = self.output_shape(H, W)
         if H_out < 1 or W_out < 1:
             raise ValueError(f"ConvTranspose2D with padding {self.padding} leaves no output for a {H}x{W} input")
-        self.readable = kernels.uses_reference(x)
+        self.readable, self.winograd = kernels.uses_reference(x), None
         if self.readable:
             return self.keep_output_shape(self._forward_readable(x, (H_out, W_out)))
+        # With stride 1 this layer is a convolution with the kernel flipped, its in and out channels swapped,
+        # and padding k - 1 - p: Winograd's, where it fits.
+        flipped_padding = tuple(k - 1 - p for k, p in zip(self.kernel_size, self.padding))
+        if backend.device_of(x) == "cpu" and winograd.fits(self.kernel_size, self.stride, flipped_padding,
+                                                          self.in_channels, self.out_channels):
+            self.winograd = WinogradConvolution(self.kernel_size, flipped_padding, self.workspace)
+            taps = self.params["W"][:, :, ::-1, ::-1].transpose(2, 3, 0, 1)   # (kh, kw, C_in, C_out)
+            y = self.winograd.forward(x, taps)
+            if "b" in self.params:
+                y += self.params["b"].reshape(1, -1, 1, 1)
+            return self.keep_output_shape(y)
         self.x_rows = to_rows(x, out=self.workspace("x_rows", (self.in_channels, N * H * W), x))
         self.input_shape = x.shape
         col = matmul(self.params["W"].reshape(self.in_channels, -1).T, self.x_rows,
@@ -75,6 +91,13 @@ class ConvTranspose2D(Layer):
         self.check_dout(dout)
         if self.readable:
             return self._backward_readable(dout)
+        if self.winograd is not None:
+            dx, dtaps = self.winograd.backward(dout, self.requires_grad, self.needs_input_grad)
+            if self.requires_grad:
+                self.grads["W"] += dtaps[::-1, ::-1].transpose(2, 3, 0, 1)
+                if "b" in self.params:
+                    self.grads["b"] += dout.sum(axis=(0, 2, 3))
+            return dx
         W = self.params["W"]
         N, _, H, W_in = self.input_shape
         dcol_shape = (self.out_channels, *self.kernel_size, N, H, W_in)

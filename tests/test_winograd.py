@@ -1,0 +1,180 @@
+"""Winograd's convolution: the matrices' identity, the tile transforms against their reference and their
+adjoints, the layers that use it against direct loops and central differences, and its float32 error."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinygan import ConvTranspose2D, Conv2D, backend, kernels, models, winograd
+from tinygan.kernels import numba_cpu, reference
+from tinygan.layers.direct import conv2d_loops, conv_transpose2d_loops
+from gradcheck import check_layer_gradients
+
+
+@pytest.mark.parametrize("taps", winograd.TAPS)
+def test_the_matrices_compute_a_correlation_exactly(taps):
+    """A^T[(G g) * (B^T d)] = y with y[i] = sum_k d[i + k] g[k] for every d and g: the bilinear form's
+    coefficient of d[l] g[k] in y[i], sum_j A^T[i, j] G[j, k] B^T[j, l], is 1 where l = i + k, else 0."""
+    AT, G, BT = winograd.matrices(taps)
+    m, n = AT.shape
+    coefficients = np.einsum("ij,jk,jl->ikl", AT, G, BT)
+    expected = np.zeros((m, taps, n))
+    for i in range(m):
+        for k in range(taps):
+            expected[i, k, i + k] = 1
+    np.testing.assert_allclose(coefficients, expected, atol=1e-15)
+    assert set(np.unique(BT)) <= set(range(-5, 6)) and set(np.unique(AT)) <= {-2, -1, 0, 1, 2}   # exact in float
+
+
+@st.composite
+def tiling(draw):
+    """A stride-1 geometry along two axes: (image, taps, padding, tiles, values per pixel, seed)."""
+    taps = (draw(st.sampled_from(winograd.TAPS)), draw(st.sampled_from(winograd.TAPS)))
+    padding = tuple(draw(st.integers(0, k - 1)) for k in taps)
+    image = tuple(draw(st.integers(max(1, k - 2 * p), 9)) for k, p in zip(taps, padding))
+    out, tiles = zip(*(winograd.tile_count(size, k, p) for size, k, p in zip(image, taps, padding)))
+    # several of the Numba kernels' slices of values, and a short last one
+    L = draw(st.sampled_from([1, 3, numba_cpu.WINOGRAD_SLICE + 5]))
+    return image, taps, padding, out, tiles, L, draw(st.integers(0, 2**32 - 1))
+
+
+def transform_matrices(taps, dtype):
+    (ATh, _, BTh), (ATw, _, BTw) = (winograd.matrices(k) for k in taps)
+    return [matrix.astype(dtype) for matrix in (ATh, ATw, BTh, BTw)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(geometry=tiling())
+def test_numba_transforms_match_the_reference(dtype, geometry):
+    image, taps, padding, out, tiles, L, seed = geometry
+    rng = np.random.default_rng(seed)
+    ATh, ATw, BTh, BTw = transform_matrices(taps, dtype)
+    step, points = winograd.OUTPUT_TILE, (len(BTh), len(BTw))
+    rtol = 1e-5 if dtype == np.float32 else 1e-13   # the sums run in another order
+
+    def close(fast, slow):
+        assert fast.dtype == dtype and fast.shape == slow.shape
+        np.testing.assert_allclose(fast, slow, rtol=rtol, atol=rtol * np.abs(slow).max(initial=1))
+
+    xs = rng.standard_normal((*image, L)).astype(dtype)
+    close(numba_cpu.winograd_input(xs, BTh, BTw, step, padding, tiles),
+          reference.winograd_input(xs, BTh, BTw, step, padding, tiles))
+    M = rng.standard_normal((*points, *tiles, L)).astype(dtype)
+    close(numba_cpu.winograd_output(M, ATh, ATw, out), reference.winograd_output(M, ATh, ATw, out))
+    dy = rng.standard_normal((*out, L)).astype(dtype)
+    close(numba_cpu.winograd_output_adjoint(dy, ATh, ATw, tiles),
+          reference.winograd_output_adjoint(dy, ATh, ATw, tiles))
+    close(numba_cpu.winograd_input_adjoint(M, BTh, BTw, step, padding, image),
+          reference.winograd_input_adjoint(M, BTh, BTw, step, padding, image))
+
+
+@given(geometry=tiling())
+def test_the_backward_transforms_are_the_adjoints(geometry):
+    """<T(a), b> == <a, T*(b)> for the input and the output transform: backward is right only if so."""
+    image, taps, padding, out, tiles, L, seed = geometry
+    rng = np.random.default_rng(seed)
+    ATh, ATw, BTh, BTw = transform_matrices(taps, np.float64)
+    step, points = winograd.OUTPUT_TILE, (len(BTh), len(BTw))
+    xs, V = rng.standard_normal((*image, L)), rng.standard_normal((*points, *tiles, L))
+    assert np.vdot(reference.winograd_input(xs, BTh, BTw, step, padding, tiles), V) == pytest.approx(
+        np.vdot(xs, reference.winograd_input_adjoint(V, BTh, BTw, step, padding, image)), rel=1e-12, abs=1e-12)
+    M, dy = rng.standard_normal((*points, *tiles, L)), rng.standard_normal((*out, L))
+    assert np.vdot(reference.winograd_output(M, ATh, ATw, out), dy) == pytest.approx(
+        np.vdot(M, reference.winograd_output_adjoint(dy, ATh, ATw, tiles)), rel=1e-12, abs=1e-12)
+
+
+@pytest.fixture
+def winograd_everywhere(monkeypatch):
+    """Every stride-1 layer that Winograd can compute takes it, whatever its taps and channels."""
+    monkeypatch.setattr(winograd, "FAST_TAPS", winograd.TAPS)
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    previous = kernels.cpu_kernels()
+    kernels.use_cpu_kernels("numba")
+    yield
+    kernels.use_cpu_kernels(previous)
+
+
+@st.composite
+def layer_geometry(draw):
+    transposed = draw(st.booleans())
+    taps = (draw(st.sampled_from(winograd.TAPS)), draw(st.sampled_from(winograd.TAPS)))
+    padding = tuple(draw(st.integers(0, k - 1)) for k in taps)
+    # at least one output pixel: H + 2p - k + 1 >= 1, and H + k - 1 - 2p >= 1 when transposed
+    image = tuple(draw(st.integers(max(1, 2 * p - k + 2 if transposed else k - 2 * p), 7))
+                  for k, p in zip(taps, padding))
+    return dict(transposed=transposed, batch=draw(st.integers(1, 3)), channels=(draw(st.integers(1, 3)),
+                draw(st.integers(1, 3))), image=image, kernel=taps, padding=padding, bias=draw(st.booleans()),
+                seed=draw(st.integers(0, 2**32 - 1)))
+
+
+def winograd_layer(g, x):
+    """The geometry's Conv2D or ConvTranspose2D, run forward on x once; it must have taken Winograd's path."""
+    backend.seed(g["seed"])
+    kind = ConvTranspose2D if g["transposed"] else Conv2D
+    layer = kind(*g["channels"], g["kernel"], 1, g["padding"], bias=g["bias"])
+    if "b" in layer.params:   # a zero bias would hide a bias bug
+        layer.params["b"][...] = np.random.default_rng(0).standard_normal(layer.out_channels)
+    layer.forward(x)
+    assert layer.winograd is not None
+    return layer
+
+
+@given(g=layer_geometry())
+def test_winograd_layers_match_direct_loops(winograd_everywhere, float64, g):
+    x = np.random.default_rng(g["seed"]).standard_normal((g["batch"], g["channels"][0], *g["image"]))
+    layer = winograd_layer(g, x)
+    W, b = layer.params["W"], layer.params.get("b", np.zeros(layer.out_channels))
+    if g["transposed"]:
+        expected = conv_transpose2d_loops(x, W, b, (1, 1), g["padding"])
+    else:
+        expected = conv2d_loops(x, W, b, (1, 1), g["padding"])
+    np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-12)
+
+
+@given(g=layer_geometry())
+def test_winograd_layer_gradients(winograd_everywhere, float64, g):
+    x = np.random.default_rng(g["seed"]).standard_normal((g["batch"], g["channels"][0], *g["image"]))
+    check_layer_gradients(winograd_layer(g, x), x)
+
+
+def test_winograd_backward_skips_what_is_not_asked_for(winograd_everywhere):
+    layer = Conv2D(2, 3, 5, padding=2)
+    x = np.random.default_rng(0).standard_normal((2, 2, 6, 6)).astype(np.float32)
+    dy = np.ones((2, 3, 6, 6), dtype=np.float32)
+    layer.requires_grad = False
+    layer.forward(x)
+    assert layer.winograd is not None
+    assert layer.backward(dy).shape == x.shape and not layer.grads["W"].any()
+    layer.requires_grad, layer.needs_input_grad = True, False
+    layer.forward(x)
+    assert layer.backward(dy) is None and layer.grads["W"].any()
+
+
+def test_float32_error_is_as_documented():
+    """G.4's shape in float32 against the float64 direct convolution: within 3e-5 of the output's size
+    (the module docstring says about 1e-5; im2col's float32 is about 25 times closer)."""
+    rng = np.random.default_rng(0)
+    layer = ConvTranspose2D(256, 128, 5, stride=1, padding=2, bias=False)
+    x = rng.standard_normal((2, 256, 7, 7)).astype(np.float32)
+    y = layer.forward(x)
+    assert layer.winograd is not None
+    expected = conv_transpose2d_loops(x.astype(np.float64), layer.params["W"].astype(np.float64), np.zeros(128),
+                                      (1, 1), (2, 2))
+    assert np.abs(y - expected).max() < 3e-5 * np.abs(expected).max()
+
+
+def test_the_dcgan_takes_winograd_where_it_pays():
+    """Its one stride-1 layer (G.4, 256 -> 128 at 7x7) on the CPU's fast path; not the strided ones; and not
+    the readable path, which stays the textbook im2col."""
+    backend.seed(0)
+    generator, _ = models.build("dcgan")
+    z = np.random.default_rng(0).standard_normal((4, 100)).astype(np.float32)
+    generator.forward(z)
+    convolutions = {index: layer for index, layer in enumerate(generator.layers) if hasattr(layer, "stride")}
+    assert {index for index, layer in convolutions.items() if layer.winograd is not None} == {4}
+    kernels.use_cpu_kernels("numpy")
+    try:
+        generator.forward(z)
+        assert convolutions[4].winograd is None
+    finally:
+        kernels.use_cpu_kernels("numba")

@@ -1,0 +1,166 @@
+"""Winograd's minimal filtering: a stride-1 convolution in fewer multiplications (Lavin and Gray, 2016).
+
+Two outputs of a 1-D correlation with an r-tap filter g,
+    y[i] = sum_k d[i + k] g[k]        (i = 0, 1;  d has n = r + 1 values),
+take 2r multiplications directly. Read g and a 2-tap output window as
+polynomials: y is a coefficient-window of their product, and a product of
+polynomials is cheap at points: evaluate both at n points, multiply the n
+values pairwise, interpolate. Written as matrices (the transposition
+principle turns the convolution algorithm into one for correlation),
+    y = A^T [(G g) * (B^T d)]         (* elementwise: n multiplications, not 2r)
+with, for the finite points a_j and the point at infinity (a polynomial's
+leading coefficient),
+    A^T[i, j] = a_j^i                       (A^T[:, inf] = [0, 1])
+    G[j, k]   = a_j^k / prod_{l != j}(a_j - a_l)   (G[inf] = [0, ..., 0, 1])
+    B^T[j]    = the coefficients of prod_{l != j}(x - a_l)   (B^T[inf]: of prod_l (x - a_l))
+(matrices() builds them; the tests check y for every d and g). With the
+points 0, 1, -1, 2, -2 and infinity, B^T and A^T are small integers and all
+fractions sit in G, which is applied to the weights once per step.
+
+In 2-D the transform is applied along both axes of an n x n input tile, for
+a 2 x 2 output tile:  Y = A^T [(G g G^T) * (B^T d B)] A.  A 5x5 kernel then
+costs 36 multiplications per 4 outputs instead of 100. Over a whole layer
+the elementwise products of every tile, channel and filter become, for each
+of the n x n points, one matrix product that sums over the input channels:
+    V[p] = B^T d B of every tile        (tiles, C_in)
+    U[p] = G g G^T of every filter      (C_in, C_out)
+    M[p] = V[p] @ U[p]                  (tiles, C_out)
+    y    = A^T M A of every tile
+The dcgan's G.4 (256 -> 128 channels, 7x7, 5x5 kernel) spends 1.2 GFLOP of
+products per pass this way instead of im2col's 2.6.
+
+Backward is the adjoint of each stage, in reverse (all are linear):
+    dM = A dY A^T,   dU[p] = V[p]^T @ dM[p],   dV[p] = dM[p] @ U[p]^T,
+    dg = G^T dU G,   dx = B dV B^T added back onto the overlapping tiles.
+
+The price is rounding: B^T's entries up to 5 and G's fractions make float32
+results differ from a direct convolution's by about 1e-5 of their size
+(25 times im2col's difference), and float64 ones by about 1e-14. cuDNN's
+Winograd kernels make the same trade. It runs on the CPU's fast path
+(kernels.use_cpu_kernels('numba')) for the stride-1 layers where it is
+faster than im2col (fits() below); everything else keeps im2col, and the
+GPU, where a step's time is kernel launches, not arithmetic, keeps it too.
+"""
+from functools import lru_cache
+
+import numpy as np
+from numpy.polynomial import polynomial
+
+from . import kernels
+
+OUTPUT_TILE = 2                       # m: outputs per tile along each axis
+POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)  # and infinity: exact in float, small entries in A^T and B^T
+TAPS = range(3, len(POINTS) + 2 - OUTPUT_TILE + 1)   # 3 to 5 taps: n = m + r - 1 points, infinity included
+# Where it pays on the CPU, measured against im2col over forward and backward (64 images):
+# 5x5 kernels with 16 channels or more on each side (G.4: 0.78 of the time; 128 -> 64 at 14x14: 0.63;
+# 16 -> 16 at 28x28: 0.91; 8 -> 8: 1.11; 1 -> 64: 8, a product over one channel). 3x3 kernels save
+# fewer multiplications (2.25 times, not 2.78) for as much transform work per value: 32 -> 32 at
+# 28x28 ran 1.17 times slower, 256 -> 128 at 7x7 0.82; they keep im2col.
+FAST_TAPS = (5,)
+MIN_CHANNELS = 16
+
+
+@lru_cache(maxsize=None)
+def matrices(taps, m=OUTPUT_TILE):
+    """(A^T (m, n), G (n, taps), B^T (n, n)) of F(m, taps), n = m + taps - 1, in float64 (module docstring);
+    taps in TAPS."""
+    n = m + taps - 1
+    points = np.array(POINTS[:n - 1])
+    AT, G, BT = np.zeros((m, n)), np.zeros((n, taps)), np.zeros((n, n))
+    for j, a in enumerate(points):
+        others = np.delete(points, j)
+        AT[:, j] = a ** np.arange(m)
+        G[j] = a ** np.arange(taps) / np.prod(a - others)
+        BT[j, :n - 1] = polynomial.polyfromroots(others)
+    AT[m - 1, n - 1] = G[n - 1, taps - 1] = 1
+    BT[n - 1] = polynomial.polyfromroots(points)
+    for matrix in (AT, G, BT):
+        matrix.flags.writeable = False   # cached: shared by every layer
+    return AT, G, BT
+
+
+def fits(kernel_size, stride, padding, in_channels, out_channels):
+    """Whether a convolution of this geometry runs faster as Winograd's than with im2col (on the CPU)."""
+    return (tuple(stride) == (1, 1) and all(k in FAST_TAPS for k in kernel_size)
+            and all(0 <= p <= k - 1 for k, p in zip(kernel_size, padding))
+            and min(in_channels, out_channels) >= MIN_CHANNELS)
+
+
+def tile_count(size, taps, padding, m=OUTPUT_TILE):
+    """Output length along one axis, and the number of m-wide tiles that cover it."""
+    out = size + 2 * padding - taps + 1
+    return out, -(-out // m)
+
+
+class WinogradConvolution:
+    """y[n, o] = sum_c x[n, c] (*) g[:, :, c, o], stride 1, zero padding ``padding``: the taps
+    g (kh, kw, C_in, C_out) are given at each call (the layers pass views of their weights).
+
+    forward keeps V and U for backward, in the layer's workspace (``workspace(name, shape, like)``).
+    """
+
+    def __init__(self, kernel_size, padding, workspace):
+        self.kernel_size, self.padding, self.workspace = tuple(kernel_size), tuple(padding), workspace
+        (self.ATh, self.Gh, self.BTh), (self.ATw, self.Gw, self.BTw) = (matrices(k) for k in self.kernel_size)
+
+    def forward(self, x, taps):
+        """x (N, C_in, H, W), taps (kh, kw, C_in, C_out) -> y (N, C_out, H_out, W_out)."""
+        N, C, H, W = x.shape
+        O = taps.shape[3]
+        (H_out, th), (W_out, tw) = (tile_count(size, k, p) for size, k, p
+                                    in zip((H, W), self.kernel_size, self.padding))
+        nh, nw = self.BTh.shape[0], self.BTw.shape[0]
+        self.shapes = (N, C, H, W, O, th, tw)
+        ATh, ATw, BTh, BTw = self._transforms(x.dtype)
+        # channels last, (H, W, N C): the transforms then work on N C contiguous values at a time
+        xs = self.workspace("winograd_x", (H, W, N * C), x)
+        xs.reshape(H, W, N, C)[...] = x.transpose(2, 3, 0, 1)
+        self.V = self.workspace("winograd_V", (nh * nw, th * tw * N, C), x)
+        kernels.winograd_input(xs, BTh, BTw, OUTPUT_TILE, self.padding, (th, tw),
+                               out=self.V.reshape(nh, nw, th, tw, N * C))
+        self.U = self._transform_taps(taps.astype(x.dtype, copy=False))   # (nh nw, C_in, C_out)
+        M = np.matmul(self.V, self.U, out=self.workspace("winograd_M", (nh * nw, th * tw * N, O), x))
+        ys = kernels.winograd_output(M.reshape(nh, nw, th, tw, N * O), ATh, ATw, (H_out, W_out),
+                                     out=self.workspace("winograd_y", (H_out, W_out, N * O), x))
+        return ys.reshape(H_out, W_out, N, O).transpose(2, 3, 0, 1).copy()   # a copy: the workspace is reused
+
+    def backward(self, dy, weight_grad=True, input_grad=True):
+        """dy (N, C_out, H_out, W_out) -> (dx (N, C_in, H, W), dtaps (kh, kw, C_in, C_out)), None for those
+        not asked for."""
+        N, C, H, W, O, th, tw = self.shapes
+        _, _, H_out, W_out = dy.shape
+        nh, nw = self.BTh.shape[0], self.BTw.shape[0]
+        ATh, ATw, BTh, BTw = self._transforms(dy.dtype)
+        dys = self.workspace("winograd_y", (H_out, W_out, N * O), dy)
+        dys.reshape(H_out, W_out, N, O)[...] = dy.transpose(2, 3, 0, 1)
+        dM = self.workspace("winograd_M", (nh * nw, th * tw * N, O), dy)
+        kernels.winograd_output_adjoint(dys, ATh, ATw, (th, tw), out=dM.reshape(nh, nw, th, tw, N * O))
+        dx = dtaps = None
+        if weight_grad:
+            dU = np.matmul(self.V.transpose(0, 2, 1), dM)                   # (nh nw, C_in, C_out)
+            dtaps = self._transform_taps_adjoint(dU)
+        if input_grad:
+            dV = np.matmul(dM, self.U.transpose(0, 2, 1), out=self.workspace("winograd_dV", self.V.shape, dy))
+            dxs = kernels.winograd_input_adjoint(dV.reshape(nh, nw, th, tw, N * C), BTh, BTw, OUTPUT_TILE,
+                                                 self.padding, (H, W),
+                                                 out=self.workspace("winograd_x", (H, W, N * C), dy))
+            dx = dxs.reshape(H, W, N, C).transpose(2, 3, 0, 1).copy()
+        return dx, dtaps
+
+    def _transforms(self, dtype):
+        """A^T and B^T along each axis, in the arrays' dtype."""
+        return [matrix.astype(dtype) for matrix in (self.ATh, self.ATw, self.BTh, self.BTw)]
+
+    def _transform_taps(self, taps):
+        """U[p, q] = (G_h g G_w^T)[p, q] for every (c, o): two matrix products over all filters at once."""
+        kh, kw, C, O = taps.shape
+        Gh, Gw = self.Gh.astype(taps.dtype), self.Gw.astype(taps.dtype)
+        rows = (Gh @ taps.reshape(kh, kw * C * O)).reshape(-1, kw, C * O)     # (nh, kw, C O)
+        return (Gw @ rows).reshape(-1, C, O)                                  # (nh nw, C, O)
+
+    def _transform_taps_adjoint(self, dU):
+        """dg = G_h^T dU G_w, the adjoint of _transform_taps."""
+        _, C, O = dU.shape
+        Gh, Gw = self.Gh.astype(dU.dtype), self.Gw.astype(dU.dtype)
+        rows = (Gh.T @ dU.reshape(Gh.shape[0], -1)).reshape(-1, Gw.shape[0], C * O)   # (kh, nw, C O)
+        return (Gw.T @ rows).reshape(Gh.shape[1], Gw.shape[1], C, O)
