@@ -28,7 +28,7 @@ def test_the_matrices_compute_a_correlation_exactly(taps):
 
 @st.composite
 def tiling(draw):
-    """A stride-1 geometry along two axes: (image, taps, padding, tiles, values per pixel, seed)."""
+    """A stride-1 geometry along two axes: (image, taps, padding, output, tiles, planes, seed)."""
     taps = (draw(st.sampled_from(winograd.TAPS)), draw(st.sampled_from(winograd.TAPS)))
     padding = tuple(draw(st.integers(0, k - 1)) for k in taps)
     image = tuple(draw(st.integers(max(1, k - 2 * p), 9)) for k, p in zip(taps, padding))
@@ -56,12 +56,24 @@ def test_numba_transforms_match_the_reference(dtype, geometry):
         assert fast.dtype == dtype and fast.shape == slow.shape
         np.testing.assert_allclose(fast, slow, rtol=rtol, atol=rtol * np.abs(slow).max(initial=1))
 
-    xs = rng.standard_normal((*image, L)).astype(dtype)
-    close(numba_cpu.winograd_input(xs, BTh, BTw, step, padding, tiles),
-          reference.winograd_input(xs, BTh, BTw, step, padding, tiles))
+    (_, Gh, _), (_, Gw, _) = (winograd.matrices(k) for k in taps)
+    Gh, Gw = Gh.astype(dtype), Gw.astype(dtype)
+    C, O = 1 + L % 4, 3
+    # the filters as the layers pass them: ConvTranspose2D's flipped, transposed view of its weights
+    weights = rng.standard_normal((C, O, *taps)).astype(dtype)
+    filters = weights[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)
+    close(numba_cpu.winograd_filter(filters, Gh, Gw), reference.winograd_filter(filters, Gh, Gw))
+    dU = rng.standard_normal((len(Gh) * len(Gw), C, O)).astype(dtype)
+    fast, slow = weights.copy(), weights.copy()
+    numba_cpu.winograd_filter_adjoint_add(dU, Gh, Gw, fast[:, :, ::-1, ::-1].transpose(2, 3, 0, 1))
+    reference.winograd_filter_adjoint_add(dU, Gh, Gw, slow[:, :, ::-1, ::-1].transpose(2, 3, 0, 1))
+    close(fast, slow)
+    x = rng.standard_normal((L, *image)).astype(dtype)
+    close(numba_cpu.winograd_input(x, BTh, BTw, step, padding, tiles),
+          reference.winograd_input(x, BTh, BTw, step, padding, tiles))
     M = rng.standard_normal((*points, *tiles, L)).astype(dtype)
     close(numba_cpu.winograd_output(M, ATh, ATw, out), reference.winograd_output(M, ATh, ATw, out))
-    dy = rng.standard_normal((*out, L)).astype(dtype)
+    dy = rng.standard_normal((L, *out)).astype(dtype)
     close(numba_cpu.winograd_output_adjoint(dy, ATh, ATw, tiles),
           reference.winograd_output_adjoint(dy, ATh, ATw, tiles))
     close(numba_cpu.winograd_input_adjoint(M, BTh, BTw, step, padding, image),
@@ -70,17 +82,23 @@ def test_numba_transforms_match_the_reference(dtype, geometry):
 
 @given(geometry=tiling())
 def test_the_backward_transforms_are_the_adjoints(geometry):
-    """<T(a), b> == <a, T*(b)> for the input and the output transform: backward is right only if so."""
+    """<T(a), b> == <a, T*(b)> for the input, output and filter transforms: backward is right only if so."""
     image, taps, padding, out, tiles, L, seed = geometry
     rng = np.random.default_rng(seed)
     ATh, ATw, BTh, BTw = transform_matrices(taps, np.float64)
     step, points = winograd.OUTPUT_TILE, (len(BTh), len(BTw))
-    xs, V = rng.standard_normal((*image, L)), rng.standard_normal((*points, *tiles, L))
-    assert np.vdot(reference.winograd_input(xs, BTh, BTw, step, padding, tiles), V) == pytest.approx(
-        np.vdot(xs, reference.winograd_input_adjoint(V, BTh, BTw, step, padding, image)), rel=1e-12, abs=1e-12)
-    M, dy = rng.standard_normal((*points, *tiles, L)), rng.standard_normal((*out, L))
+    x, V = rng.standard_normal((L, *image)), rng.standard_normal((*points, *tiles, L))
+    assert np.vdot(reference.winograd_input(x, BTh, BTw, step, padding, tiles), V) == pytest.approx(
+        np.vdot(x, reference.winograd_input_adjoint(V, BTh, BTw, step, padding, image)), rel=1e-12, abs=1e-12)
+    M, dy = rng.standard_normal((*points, *tiles, L)), rng.standard_normal((L, *out))
     assert np.vdot(reference.winograd_output(M, ATh, ATw, out), dy) == pytest.approx(
         np.vdot(M, reference.winograd_output_adjoint(dy, ATh, ATw, tiles)), rel=1e-12, abs=1e-12)
+    (_, Gh, _), (_, Gw, _) = (winograd.matrices(k) for k in taps)
+    filters, dU = rng.standard_normal((*taps, 2, 3)), rng.standard_normal((len(Gh) * len(Gw), 2, 3))
+    dfilters = np.zeros_like(filters)
+    reference.winograd_filter_adjoint_add(dU, Gh, Gw, dfilters)
+    assert np.vdot(reference.winograd_filter(filters, Gh, Gw), dU) == pytest.approx(np.vdot(filters, dfilters),
+                                                                                    rel=1e-12, abs=1e-12)
 
 
 @pytest.fixture

@@ -111,56 +111,40 @@ class WinogradConvolution:
                                     in zip((H, W), self.kernel_size, self.padding))
         nh, nw = self.BTh.shape[0], self.BTw.shape[0]
         self.shapes = (N, C, H, W, O, th, tw)
-        ATh, ATw, BTh, BTw = self._transforms(x.dtype)
-        # channels last, (H, W, N C): the transforms then work on N C contiguous values at a time
-        xs = self.workspace("winograd_x", (H, W, N * C), x)
-        xs.reshape(H, W, N, C)[...] = x.transpose(2, 3, 0, 1)
+        ATh, ATw, BTh, BTw, Gh, Gw = self._matrices(x.dtype)
+        # the kernels take the images as N C planes and the tiles with (n, c) side by side: V[p] is then
+        # a (tiles N, C_in) matrix, and M[p] a (tiles N, C_out) one
         self.V = self.workspace("winograd_V", (nh * nw, th * tw * N, C), x)
-        kernels.winograd_input(xs, BTh, BTw, OUTPUT_TILE, self.padding, (th, tw),
+        kernels.winograd_input(x.reshape(N * C, H, W), BTh, BTw, OUTPUT_TILE, self.padding, (th, tw),
                                out=self.V.reshape(nh, nw, th, tw, N * C))
-        self.U = self._transform_taps(taps.astype(x.dtype, copy=False))   # (nh nw, C_in, C_out)
+        self.U = kernels.winograd_filter(taps, Gh, Gw, out=self.workspace("winograd_U", (nh * nw, C, O), x))
         M = np.matmul(self.V, self.U, out=self.workspace("winograd_M", (nh * nw, th * tw * N, O), x))
-        ys = kernels.winograd_output(M.reshape(nh, nw, th, tw, N * O), ATh, ATw, (H_out, W_out),
-                                     out=self.workspace("winograd_y", (H_out, W_out, N * O), x))
-        return ys.reshape(H_out, W_out, N, O).transpose(2, 3, 0, 1).copy()   # a copy: the workspace is reused
+        y = np.empty((N, O, H_out, W_out), dtype=x.dtype)
+        kernels.winograd_output(M.reshape(nh, nw, th, tw, N * O), ATh, ATw, (H_out, W_out),
+                                out=y.reshape(N * O, H_out, W_out))
+        return y
 
-    def backward(self, dy, weight_grad=True, input_grad=True):
-        """dy (N, C_out, H_out, W_out) -> (dx (N, C_in, H, W), dtaps (kh, kw, C_in, C_out)), None for those
-        not asked for."""
+    def backward(self, dy, grad_taps=None, input_grad=True):
+        """dy (N, C_out, H_out, W_out) -> dx (N, C_in, H, W), or None unless ``input_grad``; where ``grad_taps``
+        is given (a (kh, kw, C_in, C_out) view of the layer's weight gradient), dL/dtaps is added into it."""
         N, C, H, W, O, th, tw = self.shapes
         _, _, H_out, W_out = dy.shape
         nh, nw = self.BTh.shape[0], self.BTw.shape[0]
-        ATh, ATw, BTh, BTw = self._transforms(dy.dtype)
-        dys = self.workspace("winograd_y", (H_out, W_out, N * O), dy)
-        dys.reshape(H_out, W_out, N, O)[...] = dy.transpose(2, 3, 0, 1)
+        ATh, ATw, BTh, BTw, Gh, Gw = self._matrices(dy.dtype)
         dM = self.workspace("winograd_M", (nh * nw, th * tw * N, O), dy)
-        kernels.winograd_output_adjoint(dys, ATh, ATw, (th, tw), out=dM.reshape(nh, nw, th, tw, N * O))
-        dx = dtaps = None
-        if weight_grad:
+        kernels.winograd_output_adjoint(dy.reshape(N * O, H_out, W_out), ATh, ATw, (th, tw),
+                                        out=dM.reshape(nh, nw, th, tw, N * O))
+        dx = None
+        if grad_taps is not None:
             dU = np.matmul(self.V.transpose(0, 2, 1), dM)                   # (nh nw, C_in, C_out)
-            dtaps = self._transform_taps_adjoint(dU)
+            kernels.winograd_filter_adjoint_add(dU, Gh, Gw, grad_taps)
         if input_grad:
             dV = np.matmul(dM, self.U.transpose(0, 2, 1), out=self.workspace("winograd_dV", self.V.shape, dy))
-            dxs = kernels.winograd_input_adjoint(dV.reshape(nh, nw, th, tw, N * C), BTh, BTw, OUTPUT_TILE,
-                                                 self.padding, (H, W),
-                                                 out=self.workspace("winograd_x", (H, W, N * C), dy))
-            dx = dxs.reshape(H, W, N, C).transpose(2, 3, 0, 1).copy()
-        return dx, dtaps
+            dx = np.empty((N, C, H, W), dtype=dy.dtype)
+            kernels.winograd_input_adjoint(dV.reshape(nh, nw, th, tw, N * C), BTh, BTw, OUTPUT_TILE, self.padding,
+                                           (H, W), out=dx.reshape(N * C, H, W))
+        return dx
 
-    def _transforms(self, dtype):
-        """A^T and B^T along each axis, in the arrays' dtype."""
-        return [matrix.astype(dtype) for matrix in (self.ATh, self.ATw, self.BTh, self.BTw)]
-
-    def _transform_taps(self, taps):
-        """U[p, q] = (G_h g G_w^T)[p, q] for every (c, o): two matrix products over all filters at once."""
-        kh, kw, C, O = taps.shape
-        Gh, Gw = self.Gh.astype(taps.dtype), self.Gw.astype(taps.dtype)
-        rows = (Gh @ taps.reshape(kh, kw * C * O)).reshape(-1, kw, C * O)     # (nh, kw, C O)
-        return (Gw @ rows).reshape(-1, C, O)                                  # (nh nw, C, O)
-
-    def _transform_taps_adjoint(self, dU):
-        """dg = G_h^T dU G_w, the adjoint of _transform_taps."""
-        _, C, O = dU.shape
-        Gh, Gw = self.Gh.astype(dU.dtype), self.Gw.astype(dU.dtype)
-        rows = (Gh.T @ dU.reshape(Gh.shape[0], -1)).reshape(-1, Gw.shape[0], C * O)   # (kh, nw, C O)
-        return (Gw.T @ rows).reshape(Gh.shape[1], Gw.shape[1], C, O)
+    def _matrices(self, dtype):
+        """A^T, B^T and G along each axis, in the arrays' dtype."""
+        return [matrix.astype(dtype) for matrix in (self.ATh, self.ATw, self.BTh, self.BTw, self.Gh, self.Gw)]

@@ -87,23 +87,33 @@ def col2im(col, image_size, stride, padding):
     return _implementation(col, "col2im")(col, image_size, stride, padding)
 
 
-def winograd_input(xs, BTh, BTw, step, padding, tiles, out=None):
-    """xs (H, W, L) -> V (n_h, n_w, *tiles, L): B_h^T d B_w of every input tile d (tinygan/winograd.py)."""
-    return _implementation(xs, "winograd_input")(xs, BTh, BTw, step, padding, tiles, out)
+def winograd_filter(taps, Gh, Gw, out=None):
+    """taps (kh, kw, C, O), any strides -> U (n_h n_w, C, O): G_h g G_w^T of every filter (tinygan/winograd.py)."""
+    return _implementation(taps, "winograd_filter")(taps, Gh, Gw, out)
+
+
+def winograd_filter_adjoint_add(dU, Gh, Gw, dtaps):
+    """dtaps (kh, kw, C, O), any writable view, += G_h^T dU G_w: the adjoint of winograd_filter."""
+    return _implementation(dU, "winograd_filter_adjoint_add")(dU, Gh, Gw, dtaps)
+
+
+def winograd_input(x, BTh, BTw, step, padding, tiles, out=None):
+    """x (L, H, W) -> V (n_h, n_w, *tiles, L): B_h^T d B_w of every input tile d (tinygan/winograd.py)."""
+    return _implementation(x, "winograd_input")(x, BTh, BTw, step, padding, tiles, out)
 
 
 def winograd_output(M, ATh, ATw, size, out=None):
-    """M (n_h, n_w, th, tw, L) -> y (*size, L): A_h^T M A_w of every tile, cropped to size."""
+    """M (n_h, n_w, th, tw, L) -> y (L, *size): A_h^T M A_w of every tile, cropped to size."""
     return _implementation(M, "winograd_output")(M, ATh, ATw, size, out)
 
 
 def winograd_output_adjoint(dy, ATh, ATw, tiles, out=None):
-    """dy (H_out, W_out, L) -> dM (n_h, n_w, *tiles, L), the adjoint of winograd_output."""
+    """dy (L, H_out, W_out) -> dM (n_h, n_w, *tiles, L), the adjoint of winograd_output."""
     return _implementation(dy, "winograd_output_adjoint")(dy, ATh, ATw, tiles, out)
 
 
 def winograd_input_adjoint(dV, BTh, BTw, step, padding, size, out=None):
-    """dV (n_h, n_w, th, tw, L) -> dx (*size, L), the adjoint of winograd_input."""
+    """dV (n_h, n_w, th, tw, L) -> dx (L, *size), the adjoint of winograd_input."""
     return _implementation(dV, "winograd_input_adjoint")(dV, BTh, BTw, step, padding, size, out)
 
 
@@ -192,8 +202,8 @@ def average_all(averages, params, decay):
         average += (1 - decay) * param
 
 
-__all__ = ["matmul", "im2col", "col2im", "winograd_input", "winograd_output", "winograd_output_adjoint",
-           "winograd_input_adjoint", "leaky_relu", "leaky_relu_backward", "dropout", "batchnorm_forward",
+__all__ = ["matmul", "im2col", "col2im", "winograd_filter", "winograd_filter_adjoint_add", "winograd_input",
+           "winograd_output", "winograd_output_adjoint", "winograd_input_adjoint", "leaky_relu", "leaky_relu_backward", "dropout", "batchnorm_forward",
            "batchnorm_backward", "batchnorm_update_running", "bce_with_logits", "bce_with_logits_gradient",
            "adam_update", "adam_update_all", "fill_all", "average_all", "output_size", "use_cpu_kernels",
            "cpu_kernels", "uses_reference", "CPU_KERNELS"]

@@ -350,21 +350,102 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
 
 
 # Winograd's tile transforms (see reference.py for the layout, tinygan/winograd.py for the method).
-# Channels-last images put N C values side by side, so every step below is a loop over a contiguous run
-# of them with one matrix entry as the factor, which the compiler vectorises. Each thread owns a slice
-# of those values across every tile: the input adjoint adds overlapping windows into one image, and
-# this way no two threads add into the same place. Zero entries of A^T and B^T (about a third) are
-# skipped.
-WINOGRAD_SLICE = 512   # values per thread's slice: a tile's n x n rows of them stay in the L2 cache
+# The images come and go as planes, (L, H, W) with L = N C: NCHW as the layers hold it. Each thread
+# takes a slice of the L planes and copies it, within the cache, into channels last, (H, W, slice),
+# so that every step below is a loop over a contiguous run of values with one matrix entry as the
+# factor, which the compiler vectorises. The thread then owns those values across every tile: the
+# input adjoint adds overlapping windows into one image, and this way no two threads add into the
+# same place. Zero entries of A^T and B^T (about a third) are skipped.
+WINOGRAD_SLICE = 512   # planes per thread's slice: its tile's n x n rows of values stay in the L2 cache
+
+
+@njit(inline="always", cache=True)
+def _gather_planes(planes, first, last, image):
+    """image[row, column, k] = planes[first + k, row, column]: a slice of planes, channels last."""
+    for k in range(last - first):
+        for row in range(planes.shape[1]):
+            for column in range(planes.shape[2]):
+                image[row, column, k] = planes[first + k, row, column]
+
+
+@njit(inline="always", cache=True)
+def _scatter_planes(image, planes, first, last):
+    """planes[first + k, row, column] = image[row, column, k], _gather_planes' inverse."""
+    for k in range(last - first):
+        for row in range(planes.shape[1]):
+            for column in range(planes.shape[2]):
+                planes[first + k, row, column] = image[row, column, k]
 
 
 @njit(parallel=True, cache=True)
-def _winograd_input(xs, BTh, BTw, step, ph, pw, V):
-    H, W, L = xs.shape
+def _winograd_filter(taps, Gh, Gw, U):
+    kh, kw, C, O = taps.shape
+    nh, nw = Gh.shape[0], Gw.shape[0]
+    # One thread per input channel c: it gathers that channel's filters (any strides: the layers pass
+    # views of their weights) into a block with the output channels side by side, then transforms
+    # all of them at once, writing U[:, c], which is its own.
+    for c in prange(C):
+        g = np.empty((kh, kw, O), dtype=U.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                for o in range(O):
+                    g[i, j, o] = taps[i, j, c, o]
+        rows = np.zeros((nh, kw, O), dtype=U.dtype)   # G_h g
+        for a in range(nh):
+            for i in range(kh):
+                factor = Gh[a, i]
+                if factor != 0:
+                    for j in range(kw):
+                        for o in range(O):
+                            rows[a, j, o] += factor * g[i, j, o]
+        for a in range(nh):
+            for b in range(nw):
+                point = U[a * nw + b, c]
+                point[:] = 0
+                for j in range(kw):
+                    factor = Gw[b, j]
+                    if factor != 0:
+                        for o in range(O):
+                            point[o] += factor * rows[a, j, o]
+
+
+@njit(parallel=True, cache=True)
+def _winograd_filter_adjoint_add(dU, Gh, Gw, dtaps):
+    kh, kw, C, O = dtaps.shape
+    nh, nw = Gh.shape[0], Gw.shape[0]
+    for c in prange(C):   # dtaps[:, :, c] belongs to this thread alone
+        rows = np.zeros((nh, kw, O), dtype=dU.dtype)   # dU G_w
+        for a in range(nh):
+            for b in range(nw):
+                point = dU[a * nw + b, c]
+                for j in range(kw):
+                    factor = Gw[b, j]
+                    if factor != 0:
+                        for o in range(O):
+                            rows[a, j, o] += factor * point[o]
+        g = np.zeros((kh, kw, O), dtype=dU.dtype)      # G_h^T dU G_w
+        for a in range(nh):
+            for i in range(kh):
+                factor = Gh[a, i]
+                if factor != 0:
+                    for j in range(kw):
+                        for o in range(O):
+                            g[i, j, o] += factor * rows[a, j, o]
+        for i in range(kh):
+            for j in range(kw):
+                for o in range(O):
+                    dtaps[i, j, c, o] += g[i, j, o]
+
+
+@njit(parallel=True, cache=True)
+def _winograd_input(x, BTh, BTw, step, ph, pw, V):
+    L, H, W = x.shape
     nh, nw, th, tw, _ = V.shape
     for block in prange(-(-L // WINOGRAD_SLICE)):
         first, last = _block_bounds(block, WINOGRAD_SLICE, L)
         size = last - first
+        image = np.empty((H, W, size), dtype=V.dtype)
+        _gather_planes(x, first, last, image)
         rows = np.empty((nh, nw, size), dtype=V.dtype)   # B_h^T d: the tile transformed along its columns
         point = np.empty(size, dtype=V.dtype)
         for ty in range(th):
@@ -378,7 +459,7 @@ def _winograd_input(xs, BTh, BTw, step, ph, pw, V):
                         column = tx * step + j - pw
                         if column < 0 or column >= W:
                             continue
-                        d = xs[row, column, first:last]
+                        d = image[row, column]
                         for a in range(nh):
                             factor = BTh[a, i]
                             if factor != 0:
@@ -399,14 +480,14 @@ def _winograd_input(xs, BTh, BTw, step, ph, pw, V):
 
 @njit(parallel=True, cache=True)
 def _winograd_output(M, ATh, ATw, y):
-    H_out, W_out, L = y.shape
+    L, H_out, W_out = y.shape
     nh, nw, th, tw, _ = M.shape
     m = ATh.shape[0]
     for block in prange(-(-L // WINOGRAD_SLICE)):
         first, last = _block_bounds(block, WINOGRAD_SLICE, L)
         size = last - first
+        image = np.empty((H_out, W_out, size), dtype=y.dtype)
         rows = np.empty((m, nw, size), dtype=y.dtype)   # A_h^T M
-        point = np.empty(size, dtype=y.dtype)
         for ty in range(th):
             for tx in range(tw):
                 rows[...] = 0
@@ -425,6 +506,7 @@ def _winograd_output(M, ATh, ATw, y):
                         column = tx * m + j
                         if row >= H_out or column >= W_out:
                             continue
+                        point = image[row, column]
                         point[:] = 0
                         for b in range(nw):
                             factor = ATw[j, b]
@@ -432,17 +514,19 @@ def _winograd_output(M, ATh, ATw, y):
                                 source = rows[i, b]
                                 for k in range(size):
                                     point[k] += factor * source[k]
-                        y[row, column, first:last] = point
+        _scatter_planes(image, y, first, last)
 
 
 @njit(parallel=True, cache=True)
 def _winograd_output_adjoint(dy, ATh, ATw, dM):
-    H_out, W_out, L = dy.shape
+    L, H_out, W_out = dy.shape
     nh, nw, th, tw, _ = dM.shape
     m = ATh.shape[0]
     for block in prange(-(-L // WINOGRAD_SLICE)):
         first, last = _block_bounds(block, WINOGRAD_SLICE, L)
         size = last - first
+        image = np.empty((H_out, W_out, size), dtype=dy.dtype)
+        _gather_planes(dy, first, last, image)
         rows = np.empty((nh, m, size), dtype=dy.dtype)   # A_h dY
         point = np.empty(size, dtype=dy.dtype)
         for ty in range(th):
@@ -454,7 +538,7 @@ def _winograd_output_adjoint(dy, ATh, ATw, dM):
                         column = tx * m + j
                         if row >= H_out or column >= W_out:
                             continue
-                        source = dy[row, column, first:last]
+                        source = image[row, column]
                         for a in range(nh):
                             factor = ATh[i, a]
                             if factor != 0:
@@ -475,14 +559,13 @@ def _winograd_output_adjoint(dy, ATh, ATw, dM):
 
 @njit(parallel=True, cache=True)
 def _winograd_input_adjoint(dV, BTh, BTw, step, ph, pw, dx):
-    H, W, L = dx.shape
+    L, H, W = dx.shape
     nh, nw, th, tw, _ = dV.shape
     for block in prange(-(-L // WINOGRAD_SLICE)):
         first, last = _block_bounds(block, WINOGRAD_SLICE, L)
         size = last - first
+        image = np.zeros((H, W, size), dtype=dx.dtype)
         rows = np.empty((nh, nw, size), dtype=dx.dtype)   # B_h dV
-        point = np.empty(size, dtype=dx.dtype)
-        dx[:, :, first:last] = 0
         for ty in range(th):
             for tx in range(tw):
                 rows[...] = 0
@@ -503,38 +586,45 @@ def _winograd_input_adjoint(dV, BTh, BTw, step, ph, pw, dx):
                         column = tx * step + j - pw
                         if column < 0 or column >= W:
                             continue
-                        point[:] = 0
+                        target = image[row, column]
                         for b in range(nw):
                             factor = BTw[b, j]
                             if factor != 0:
                                 source = rows[i, b]
                                 for k in range(size):
-                                    point[k] += factor * source[k]
-                        target = dx[row, column, first:last]
-                        for k in range(size):
-                            target[k] += point[k]
+                                    target[k] += factor * source[k]
+        _scatter_planes(image, dx, first, last)
 
 
-def winograd_input(xs, BTh, BTw, step, padding, tiles, out=None):
-    nh, nw = len(BTh), len(BTw)
-    V = np.empty((nh, nw, *tiles, xs.shape[2]), dtype=xs.dtype) if out is None else out
-    _winograd_input(np.ascontiguousarray(xs), BTh, BTw, step, padding[0], padding[1], V)
+def winograd_filter(taps, Gh, Gw, out=None):
+    U = np.empty((len(Gh) * len(Gw), *taps.shape[2:]), dtype=taps.dtype) if out is None else out
+    _winograd_filter(taps, Gh, Gw, U)
+    return U
+
+
+def winograd_filter_adjoint_add(dU, Gh, Gw, dtaps):
+    _winograd_filter_adjoint_add(np.ascontiguousarray(dU), Gh, Gw, dtaps)
+
+
+def winograd_input(x, BTh, BTw, step, padding, tiles, out=None):
+    V = np.empty((len(BTh), len(BTw), *tiles, x.shape[0]), dtype=x.dtype) if out is None else out
+    _winograd_input(np.ascontiguousarray(x), BTh, BTw, step, padding[0], padding[1], V)
     return V
 
 
 def winograd_output(M, ATh, ATw, size, out=None):
-    y = np.empty((*size, M.shape[4]), dtype=M.dtype) if out is None else out
+    y = np.empty((M.shape[4], *size), dtype=M.dtype) if out is None else out
     _winograd_output(np.ascontiguousarray(M), ATh, ATw, y)
     return y
 
 
 def winograd_output_adjoint(dy, ATh, ATw, tiles, out=None):
-    dM = np.empty((ATh.shape[1], ATw.shape[1], *tiles, dy.shape[2]), dtype=dy.dtype) if out is None else out
+    dM = np.empty((ATh.shape[1], ATw.shape[1], *tiles, dy.shape[0]), dtype=dy.dtype) if out is None else out
     _winograd_output_adjoint(np.ascontiguousarray(dy), ATh, ATw, dM)
     return dM
 
 
 def winograd_input_adjoint(dV, BTh, BTw, step, padding, size, out=None):
-    dx = np.empty((*size, dV.shape[4]), dtype=dV.dtype) if out is None else out
+    dx = np.empty((dV.shape[4], *size), dtype=dV.dtype) if out is None else out
     _winograd_input_adjoint(np.ascontiguousarray(dV), BTh, BTw, step, padding[0], padding[1], dx)
     return dx

@@ -145,10 +145,11 @@ def bce_with_logits_gradient(logits, targets):
     return (stable_sigmoid(logits) - targets) / logits.size
 
 
-# Winograd's tile transforms (tinygan/winograd.py has the method). The images are channels-last,
-# (H, W, L) with L = N C, and the transformed tiles are V (n_h, n_w, tiles_h, tiles_w, L): point (a, b)
-# of tile (ty, tx). Tile (ty, tx) reads the n_h x n_w input window whose corner is (ty m - p_h, tx m - p_w),
-# zero outside the image, and writes the m x m output window whose corner is (ty m, tx m); m = step.
+# Winograd's tile transforms (tinygan/winograd.py has the method). The images are planes, (L, H, W)
+# with L = N C (NCHW as the layers hold it), and the transformed tiles are V (n_h, n_w, th, tw, L):
+# point (a, b) of tile (ty, tx). Tile (ty, tx) reads the n_h x n_w input window whose corner is
+# (ty m - p_h, tx m - p_w), zero outside the image, and writes the m x m output window whose corner
+# is (ty m, tx m); m = step.
 
 def _tile_canvas(xp, tiles, window, step, L, dtype):
     """Zeros that hold every tile's window: the tiles start ``step`` apart and are ``window`` wide."""
@@ -156,10 +157,27 @@ def _tile_canvas(xp, tiles, window, step, L, dtype):
     return xp.zeros(((th - 1) * step + nh, (tw - 1) * step + nw, L), dtype=dtype)
 
 
-def winograd_input(xs, BTh, BTw, step, padding, tiles, out=None):
-    """xs (H, W, L) -> V (n_h, n_w, th, tw, L): V[:, :, ty, tx] = B_h^T d B_w of every input tile d."""
-    xp = get_array_module(xs)
-    H, W, L = xs.shape
+def winograd_filter(taps, Gh, Gw, out=None):
+    """taps (kh, kw, C, O) -> U (n_h n_w, C, O): G_h g G_w^T of every filter g = taps[:, :, c, o]."""
+    xp = get_array_module(taps)
+    U = xp.einsum("ai,ijco,bj->abco", Gh, taps, Gw).reshape(len(Gh) * len(Gw), *taps.shape[2:])
+    if out is None:
+        return U
+    out[...] = U
+    return out
+
+
+def winograd_filter_adjoint_add(dU, Gh, Gw, dtaps):
+    """dtaps (kh, kw, C, O) += G_h^T dU G_w of every filter, winograd_filter's adjoint (dtaps may be any view)."""
+    dU = dU.reshape(len(Gh), len(Gw), *dU.shape[1:])
+    dtaps += get_array_module(dU).einsum("ai,abco,bj->ijco", Gh, dU, Gw)
+
+
+def winograd_input(x, BTh, BTw, step, padding, tiles, out=None):
+    """x (L, H, W) -> V (n_h, n_w, th, tw, L): V[:, :, ty, tx] = B_h^T d B_w of every input tile d."""
+    xp = get_array_module(x)
+    L, H, W = x.shape
+    xs = x.transpose(1, 2, 0)   # channels last: a tile is then one slice
     (nh, nw), (th, tw), (ph, pw) = (len(BTh), len(BTw)), tiles, padding
     padded = _tile_canvas(xp, tiles, (nh, nw), step, L, xs.dtype)
     padded[ph:ph + H, pw:pw + W] = xs
@@ -172,7 +190,7 @@ def winograd_input(xs, BTh, BTw, step, padding, tiles, out=None):
 
 
 def winograd_output(M, ATh, ATw, size, out=None):
-    """M (n_h, n_w, th, tw, L) -> y (H_out, W_out, L): the output tile A_h^T M A_w of every tile, cropped to size."""
+    """M (n_h, n_w, th, tw, L) -> y (L, H_out, W_out): the output tile A_h^T M A_w of every tile, cropped to size."""
     xp = get_array_module(M)
     _, _, th, tw, L = M.shape
     m = ATh.shape[0]
@@ -180,19 +198,19 @@ def winograd_output(M, ATh, ATw, size, out=None):
     for ty in range(th):
         for tx in range(tw):
             full[ty * m:(ty + 1) * m, tx * m:(tx + 1) * m] = xp.einsum("ia,abl,jb->ijl", ATh, M[:, :, ty, tx], ATw)
-    y = xp.empty((*size, L), dtype=M.dtype) if out is None else out
-    y[...] = full[:size[0], :size[1]]
+    y = xp.empty((L, *size), dtype=M.dtype) if out is None else out
+    y[...] = full[:size[0], :size[1]].transpose(2, 0, 1)
     return y
 
 
 def winograd_output_adjoint(dy, ATh, ATw, tiles, out=None):
-    """dy (H_out, W_out, L) -> dM (n_h, n_w, th, tw, L) = A_h dY A_w^T of every tile: winograd_output's adjoint
+    """dy (L, H_out, W_out) -> dM (n_h, n_w, th, tw, L) = A_h dY A_w^T of every tile: winograd_output's adjoint
     (the cropped rows and columns get no gradient)."""
     xp = get_array_module(dy)
-    H_out, W_out, L = dy.shape
+    L, H_out, W_out = dy.shape
     (th, tw), m = tiles, ATh.shape[0]
     full = xp.zeros((th * m, tw * m, L), dtype=dy.dtype)
-    full[:H_out, :W_out] = dy
+    full[:H_out, :W_out] = dy.transpose(1, 2, 0)
     dM = xp.empty((ATh.shape[1], ATw.shape[1], th, tw, L), dtype=dy.dtype) if out is None else out
     for ty in range(th):
         for tx in range(tw):
@@ -201,7 +219,7 @@ def winograd_output_adjoint(dy, ATh, ATw, tiles, out=None):
 
 
 def winograd_input_adjoint(dV, BTh, BTw, step, padding, size, out=None):
-    """dV (n_h, n_w, th, tw, L) -> dx (H, W, L): B_h dV B_w^T of every tile, added back onto the window it
+    """dV (n_h, n_w, th, tw, L) -> dx (L, H, W): B_h dV B_w^T of every tile, added back onto the window it
     came from (the windows overlap), then the padding cut off: winograd_input's adjoint."""
     xp = get_array_module(dV)
     nh, nw, th, tw, L = dV.shape
@@ -211,6 +229,6 @@ def winograd_input_adjoint(dV, BTh, BTw, step, padding, size, out=None):
         for tx in range(tw):
             window = padded[ty * step:ty * step + nh, tx * step:tx * step + nw]
             window += xp.einsum("ai,abl,bj->ijl", BTh, dV[:, :, ty, tx], BTw)
-    dx = xp.empty((H, W, L), dtype=dV.dtype) if out is None else out
-    dx[...] = padded[ph:ph + H, pw:pw + W]
+    dx = xp.empty((L, H, W), dtype=dV.dtype) if out is None else out
+    dx[...] = padded[ph:ph + H, pw:pw + W].transpose(2, 0, 1)
     return dx

@@ -93,11 +93,10 @@ class Conv2D(Layer):
         if self.readable:
             return self._backward_readable(dout)
         if self.winograd is not None:
-            dx, dtaps = self.winograd.backward(dout, self.requires_grad, self.needs_input_grad)
-            if self.requires_grad:
-                self.grads["W"] += dtaps.transpose(3, 2, 0, 1)
-                if "b" in self.params:
-                    self.grads["b"] += dout.sum(axis=(0, 2, 3))
+            dx = self.winograd.backward(dout, self.grads["W"].transpose(2, 3, 1, 0) if self.requires_grad else None,
+                                        self.needs_input_grad)
+            if self.requires_grad and "b" in self.params:
+                self.grads["b"] += dout.sum(axis=(0, 2, 3))
             return dx
         W = self.params["W"]
         dout_rows = to_rows(dout, out=self.workspace("dout_rows", (dout.shape[1], dout.size // dout.shape[1]), dout))

@@ -92,11 +92,10 @@ class ConvTranspose2D(Layer):
         if self.readable:
             return self._backward_readable(dout)
         if self.winograd is not None:
-            dx, dtaps = self.winograd.backward(dout, self.requires_grad, self.needs_input_grad)
-            if self.requires_grad:
-                self.grads["W"] += dtaps[::-1, ::-1].transpose(2, 3, 0, 1)
-                if "b" in self.params:
-                    self.grads["b"] += dout.sum(axis=(0, 2, 3))
+            grad_taps = self.grads["W"][:, :, ::-1, ::-1].transpose(2, 3, 0, 1) if self.requires_grad else None
+            dx = self.winograd.backward(dout, grad_taps, self.needs_input_grad)
+            if self.requires_grad and "b" in self.params:
+                self.grads["b"] += dout.sum(axis=(0, 2, 3))
             return dx
         W = self.params["W"]
         N, _, H, W_in = self.input_shape
