@@ -446,33 +446,31 @@ def _winograd_input(x, BTh, BTw, step, ph, pw, V):
         size = last - first
         image = np.empty((H, W, size), dtype=V.dtype)
         _gather_planes(x, first, last, image)
-        rows = np.empty((nh, nw, size), dtype=V.dtype)   # B_h^T d: the tile transformed along its columns
+        # B_h^T along the columns of a whole row of tiles at once: neighbouring tiles share columns
+        columns = np.empty((nh, W, size), dtype=V.dtype)
         point = np.empty(size, dtype=V.dtype)
         for ty in range(th):
-            for tx in range(tw):
-                rows[...] = 0
-                for i in range(nh):
-                    row = ty * step + i - ph
-                    if row < 0 or row >= H:
-                        continue
-                    for j in range(nw):
-                        column = tx * step + j - pw
-                        if column < 0 or column >= W:
-                            continue
-                        d = image[row, column]
-                        for a in range(nh):
-                            factor = BTh[a, i]
-                            if factor != 0:
-                                target = rows[a, j]
-                                for k in range(size):
-                                    target[k] += factor * d[k]
+            columns[...] = 0
+            for i in range(nh):
+                row = ty * step + i - ph
+                if row < 0 or row >= H:
+                    continue
+                for a in range(nh):
+                    factor = BTh[a, i]
+                    if factor != 0:
+                        for column in range(W):
+                            source, target = image[row, column], columns[a, column]
+                            for k in range(size):
+                                target[k] += factor * source[k]
+            for tx in range(tw):   # then B_w along each tile's own columns
                 for a in range(nh):
                     for b in range(nw):
                         point[:] = 0
                         for j in range(nw):
+                            column = tx * step + j - pw
                             factor = BTw[b, j]
-                            if factor != 0:
-                                source = rows[a, j]
+                            if factor != 0 and 0 <= column < W:
+                                source = columns[a, column]
                                 for k in range(size):
                                     point[k] += factor * source[k]
                         V[a, b, ty, tx, first:last] = point
@@ -565,34 +563,31 @@ def _winograd_input_adjoint(dV, BTh, BTw, step, ph, pw, dx):
         first, last = _block_bounds(block, WINOGRAD_SLICE, L)
         size = last - first
         image = np.zeros((H, W, size), dtype=dx.dtype)
-        rows = np.empty((nh, nw, size), dtype=dx.dtype)   # B_h dV
+        columns = np.empty((nh, W, size), dtype=dx.dtype)   # dV B_w^T of a row of tiles, added up per column
         for ty in range(th):
+            columns[...] = 0
             for tx in range(tw):
-                rows[...] = 0
                 for a in range(nh):
                     for b in range(nw):
                         source = dV[a, b, ty, tx, first:last]
-                        for i in range(nh):
-                            factor = BTh[a, i]
-                            if factor != 0:
-                                target = rows[i, b]
-                                for k in range(size):
-                                    target[k] += factor * source[k]
-                for i in range(nh):
-                    row = ty * step + i - ph
-                    if row < 0 or row >= H:
-                        continue
-                    for j in range(nw):
-                        column = tx * step + j - pw
-                        if column < 0 or column >= W:
-                            continue
-                        target = image[row, column]
-                        for b in range(nw):
+                        for j in range(nw):
+                            column = tx * step + j - pw
                             factor = BTw[b, j]
-                            if factor != 0:
-                                source = rows[i, b]
+                            if factor != 0 and 0 <= column < W:
+                                target = columns[a, column]
                                 for k in range(size):
                                     target[k] += factor * source[k]
+            for i in range(nh):   # then B_h down the columns, onto the image rows the tiles came from
+                row = ty * step + i - ph
+                if row < 0 or row >= H:
+                    continue
+                for a in range(nh):
+                    factor = BTh[a, i]
+                    if factor != 0:
+                        for column in range(W):
+                            source, target = columns[a, column], image[row, column]
+                            for k in range(size):
+                                target[k] += factor * source[k]
         _scatter_planes(image, dx, first, last)
 
 
