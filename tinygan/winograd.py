@@ -96,7 +96,8 @@ class WinogradConvolution:
     """y[n, o] = sum_c x[n, c] (*) g[:, :, c, o], stride 1, zero padding ``padding``: the taps
     g (kh, kw, C_in, C_out) are given at each call (the layers pass views of their weights).
 
-    forward keeps V and U for backward, in the layer's workspace (``workspace(name, shape, like)``).
+    forward keeps V and U for backward, in the layer's workspace (``workspace(name, shape, like)``);
+    backward overwrites V (a layer allows one backward per forward).
     """
 
     def __init__(self, kernel_size, padding, workspace):
@@ -139,7 +140,7 @@ class WinogradConvolution:
             dU = np.matmul(self.V.transpose(0, 2, 1), dM)                   # (nh nw, C_in, C_out)
             kernels.winograd_filter_adjoint_add(dU, Gh, Gw, grad_taps)
         if input_grad:
-            dV = np.matmul(dM, self.U.transpose(0, 2, 1), out=self.workspace("winograd_dV", self.V.shape, dy))
+            dV = np.matmul(dM, self.U.transpose(0, 2, 1), out=self.V)   # V's last use was dU's: reuse its memory
             dx = np.empty((N, C, H, W), dtype=dy.dtype)
             kernels.winograd_input_adjoint(dV.reshape(nh, nw, th, tw, N * C), BTh, BTw, OUTPUT_TILE, self.padding,
                                            (H, W), out=dx.reshape(N * C, H, W))

@@ -1,16 +1,18 @@
 """The hot loops of the engine, sent to the implementation that fits the array.
 
-im2col / col2im (the convolutions) and Winograd's tile transforms, leaky_relu and its backward, dropout,
-training-mode batch normalisation, the BCE loss and the Adam update; and, for the
-optimizers, three that work on a whole list of arrays at once. Each exists up
+im2col / col2im and Winograd's transforms (the convolutions), leaky_relu and
+its backward, dropout, training-mode batch normalisation, the BCE loss and
+the Adam update; and, for the optimizers, three that work on a whole list of
+arrays at once. Each exists up
 to three times:
 * ``reference``: plain array code, readable, works on NumPy and CuPy arrays;
 * ``numba_cpu``: parallel Numba kernels, the default for NumPy arrays;
 * ``cupy_gpu``: CUDA elementwise and reduction kernels, always used for CuPy arrays.
 Where a fast implementation lacks a kernel, the reference runs in its place.
-They agree bit for bit, except batch normalisation, Adam and (on a GPU) the
-loss, whose fast versions round differently and agree to rounding
-(tests/test_kernels.py, tests/test_cuda_source.py). ``use_cpu_kernels('numpy')``
+They agree bit for bit, except batch normalisation, Adam, Winograd's
+transforms and (on a GPU) the loss, whose fast versions round differently and
+agree to rounding (tests/test_kernels.py, tests/test_winograd.py,
+tests/test_cuda_source.py). ``use_cpu_kernels('numpy')``
 switches the CPU to the reference, which is how the benchmarks compare them.
 
 The matrix product is NumPy's or CuPy's, except while a step is being captured
@@ -203,7 +205,7 @@ def average_all(averages, params, decay):
 
 
 __all__ = ["matmul", "im2col", "col2im", "winograd_filter", "winograd_filter_adjoint_add", "winograd_input",
-           "winograd_output", "winograd_output_adjoint", "winograd_input_adjoint", "leaky_relu", "leaky_relu_backward", "dropout", "batchnorm_forward",
-           "batchnorm_backward", "batchnorm_update_running", "bce_with_logits", "bce_with_logits_gradient",
-           "adam_update", "adam_update_all", "fill_all", "average_all", "output_size", "use_cpu_kernels",
-           "cpu_kernels", "uses_reference", "CPU_KERNELS"]
+           "winograd_output", "winograd_output_adjoint", "winograd_input_adjoint", "leaky_relu", "leaky_relu_backward",
+           "dropout", "batchnorm_forward", "batchnorm_backward", "batchnorm_update_running", "bce_with_logits",
+           "bce_with_logits_gradient", "adam_update", "adam_update_all", "fill_all", "average_all", "output_size",
+           "use_cpu_kernels", "cpu_kernels", "uses_reference", "CPU_KERNELS"]

@@ -65,8 +65,7 @@ class ConvTranspose2D(Layer):
         self.readable, self.winograd = kernels.uses_reference(x), None
         if self.readable:
             return self.keep_output_shape(self._forward_readable(x, (H_out, W_out)))
-        # With stride 1 this layer is a convolution with the kernel flipped, its in and out channels swapped,
-        # and padding k - 1 - p: Winograd's, where it fits.
+        # stride 1: the docstring's convolution with the flipped kernel, as Winograd's where that is faster
         flipped_padding = tuple(k - 1 - p for k, p in zip(self.kernel_size, self.padding))
         if backend.device_of(x) == "cpu" and winograd.fits(self.kernel_size, self.stride, flipped_padding,
                                                           self.in_channels, self.out_channels):
