@@ -103,9 +103,9 @@ def test_the_backward_transforms_are_the_adjoints(geometry):
 
 @pytest.fixture
 def winograd_everywhere(monkeypatch):
-    """Every stride-1 layer that Winograd can compute takes it, whatever its taps and channels."""
-    monkeypatch.setattr(winograd, "FAST_TAPS", winograd.TAPS)
-    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    """Every layer that Winograd's module can compute takes it, whatever its taps and channels."""
+    monkeypatch.setattr(winograd, "fits", lambda kernel_size, stride, padding, *channels:
+                        winograd.computes(kernel_size, stride, padding))
     previous = kernels.cpu_kernels()
     kernels.use_cpu_kernels("numba")
     yield
@@ -179,6 +179,17 @@ def test_float32_error_is_as_documented():
     expected = conv_transpose2d_loops(x.astype(np.float64), layer.params["W"].astype(np.float64), np.zeros(128),
                                       (1, 1), (2, 2))
     assert np.abs(y - expected).max() < 3e-5 * np.abs(expected).max()
+
+
+def test_it_is_chosen_where_it_was_measured_faster():
+    assert winograd.fits((5, 5), (1, 1), (2, 2), 256, 128)        # G.4
+    assert winograd.fits((5, 5), (1, 1), (2, 2), 64, 1)           # UpSample's last convolution
+    assert not winograd.fits((5, 5), (1, 1), (2, 2), 16, 64)      # more outputs than inputs
+    assert not winograd.fits((5, 5), (1, 1), (2, 2), 8, 8)        # too few channels
+    assert not winograd.fits((3, 3), (1, 1), (1, 1), 256, 128)    # 3x3: mixed, im2col
+    assert not winograd.fits((5, 5), (2, 2), (2, 2), 256, 128)    # strided
+    assert not winograd.fits((5, 5), (1, 1), (5, 5), 256, 128)    # more padding than taps - 1
+    assert not winograd.computes((7, 7), (1, 1), (3, 3))          # beyond the points' reach
 
 
 def test_the_dcgan_takes_winograd_where_it_pays():

@@ -51,11 +51,14 @@ from . import kernels
 OUTPUT_TILE = 2                       # m: outputs per tile along each axis
 POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)  # and infinity: exact in float, small entries in A^T and B^T
 TAPS = range(3, len(POINTS) + 2 - OUTPUT_TILE + 1)   # 3 to 5 taps: n = m + r - 1 points, infinity included
-# Where it pays on the CPU, measured against im2col over forward and backward (64 images):
-# 5x5 kernels with 16 channels or more on each side (G.4: 0.78 of the time; 128 -> 64 at 14x14: 0.63;
-# 16 -> 16 at 28x28: 0.91; 8 -> 8: 1.11; 1 -> 64: 8, a product over one channel). 3x3 kernels save
-# fewer multiplications (2.25 times, not 2.78) for as much transform work per value: 32 -> 32 at
-# 28x28 ran 1.17 times slower, 256 -> 128 at 7x7 0.82; they keep im2col.
+# Where it pays on the CPU, measured against im2col over forward and backward (64 images, 2 cores):
+# 5x5 kernels with 16 input channels or more and no more output channels than input ones. There it
+# took 0.48 to 0.88 of the time (256 -> 128 at 7x7, G.4: 0.70; 128 -> 64 at 14x14: 0.54; 16 -> 16 at
+# 28x28: 0.82; 64 -> 1: 0.81). With more outputs than inputs the products over few input channels
+# run slowly and the output transforms grow (16 -> 64 at 14x14: 1.48; 1 -> 64: 6.7), and with under
+# 16 inputs the transforms cost more than the products save (8 -> 8: 1.06). 3x3 kernels save fewer
+# multiplications (2.25 times, not 2.78) and gained only from 64 channels up, 0.75 to 0.87, losing
+# elsewhere (32 -> 64 at 14x14: 1.22); they keep im2col.
 FAST_TAPS = (5,)
 MIN_CHANNELS = 16
 
@@ -79,11 +82,17 @@ def matrices(taps, m=OUTPUT_TILE):
     return AT, G, BT
 
 
+def computes(kernel_size, stride, padding):
+    """Whether this module can compute a convolution of this geometry: stride 1, taps in TAPS, and a
+    padding of 0 to taps - 1 (so that the transposed convolution's, taps - 1 - padding, is one too)."""
+    return (tuple(stride) == (1, 1) and all(k in TAPS for k in kernel_size)
+            and all(0 <= p <= k - 1 for k, p in zip(kernel_size, padding)))
+
+
 def fits(kernel_size, stride, padding, in_channels, out_channels):
-    """Whether a convolution of this geometry runs faster as Winograd's than with im2col (on the CPU)."""
-    return (tuple(stride) == (1, 1) and all(k in FAST_TAPS for k in kernel_size)
-            and all(0 <= p <= k - 1 for k, p in zip(kernel_size, padding))
-            and min(in_channels, out_channels) >= MIN_CHANNELS)
+    """Whether it computes this convolution faster than im2col does, on the CPU (measured: see FAST_TAPS)."""
+    return (computes(kernel_size, stride, padding) and all(k in FAST_TAPS for k in kernel_size)
+            and MIN_CHANNELS <= in_channels and out_channels <= in_channels)
 
 
 def tile_count(size, taps, padding, m=OUTPUT_TILE):

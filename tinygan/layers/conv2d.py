@@ -35,8 +35,8 @@ class Conv2D(Layer):
     because im2col is linear and col2im is its adjoint (the transpose).
 
     On the CPU's fast path a stride-1 layer where Winograd's convolution is
-    faster (winograd.fits: 5x5 kernels, 16 channels or more) computes the same
-    y in fewer multiplications (tinygan/winograd.py).
+    faster (winograd.fits: 5x5 kernels, 16 input channels or more, no more
+    outputs) computes the same y in fewer multiplications (tinygan/winograd.py).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
