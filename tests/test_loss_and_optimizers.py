@@ -34,7 +34,11 @@ def test_bce_value_and_gradient(path, n, smooth, seed):
     direction = rng.standard_normal(logits.shape)
     numeric = (logaddexp_bce(logits + EPS * direction, targets)
                - logaddexp_bce(logits - EPS * direction, targets)) / (2 * EPS)
-    assert relative_error(numeric, float((gradient * direction).sum())) < RELATIVE_TOLERANCE
+    # The difference quotient resolves no finer than the rounding of the loss over 2 eps (gradcheck.py),
+    # and the loss's terms are as large as the logits: a derivative that is tiny by chance (5.8e-5 for
+    # seed 88, n = 20, smoothed targets) is compared down to that floor, not below it.
+    floor = ROUNDING * (np.abs(logits).max() + 1) / (2 * EPS) / RELATIVE_TOLERANCE
+    assert relative_error(numeric, float((gradient * direction).sum()), floor) < RELATIVE_TOLERANCE
 
 
 def test_bce_is_finite_and_exact_at_extreme_logits(path):
