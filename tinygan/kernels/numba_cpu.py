@@ -360,6 +360,13 @@ WINOGRAD_SLICE = 512   # planes per thread's slice: its tile's n x n rows of val
 
 
 @njit(inline="always", cache=True)
+def _add_scaled(target, factor, source):
+    """target += factor * source, for two 1-D arrays of one length: the step every transform is made of."""
+    for k in range(target.shape[0]):
+        target[k] += factor * source[k]
+
+
+@njit(inline="always", cache=True)
 def _gather_planes(planes, first, last, image):
     """image[row, column, k] = planes[first + k, row, column]: a slice of planes, channels last."""
     for k in range(last - first):
@@ -396,8 +403,7 @@ def _winograd_filter(taps, Gh, Gw, U):
                 factor = Gh[a, i]
                 if factor != 0:
                     for j in range(kw):
-                        for o in range(O):
-                            rows[a, j, o] += factor * g[i, j, o]
+                        _add_scaled(rows[a, j], factor, g[i, j])
         for a in range(nh):
             for b in range(nw):
                 point = U[a * nw + b, c]
@@ -405,8 +411,7 @@ def _winograd_filter(taps, Gh, Gw, U):
                 for j in range(kw):
                     factor = Gw[b, j]
                     if factor != 0:
-                        for o in range(O):
-                            point[o] += factor * rows[a, j, o]
+                        _add_scaled(point, factor, rows[a, j])
 
 
 @njit(parallel=True, cache=True)
@@ -421,16 +426,14 @@ def _winograd_filter_adjoint_add(dU, Gh, Gw, dtaps):
                 for j in range(kw):
                     factor = Gw[b, j]
                     if factor != 0:
-                        for o in range(O):
-                            rows[a, j, o] += factor * point[o]
+                        _add_scaled(rows[a, j], factor, point)
         g = np.zeros((kh, kw, O), dtype=dU.dtype)      # G_h^T dU G_w
         for a in range(nh):
             for i in range(kh):
                 factor = Gh[a, i]
                 if factor != 0:
                     for j in range(kw):
-                        for o in range(O):
-                            g[i, j, o] += factor * rows[a, j, o]
+                        _add_scaled(g[i, j], factor, rows[a, j])
         for i in range(kh):
             for j in range(kw):
                 for o in range(O):
@@ -459,9 +462,7 @@ def _winograd_input(x, BTh, BTw, step, ph, pw, V):
                     factor = BTh[a, i]
                     if factor != 0:
                         for column in range(W):
-                            source, target = image[row, column], columns[a, column]
-                            for k in range(size):
-                                target[k] += factor * source[k]
+                            _add_scaled(columns[a, column], factor, image[row, column])
             for tx in range(tw):   # then B_w along each tile's own columns
                 for a in range(nh):
                     for b in range(nw):
@@ -470,9 +471,7 @@ def _winograd_input(x, BTh, BTw, step, ph, pw, V):
                             column = tx * step + j - pw
                             factor = BTw[b, j]
                             if factor != 0 and 0 <= column < W:
-                                source = columns[a, column]
-                                for k in range(size):
-                                    point[k] += factor * source[k]
+                                _add_scaled(point, factor, columns[a, column])
                         V[a, b, ty, tx, first:last] = point
 
 
@@ -495,9 +494,7 @@ def _winograd_output(M, ATh, ATw, y):
                         for i in range(m):
                             factor = ATh[i, a]
                             if factor != 0:
-                                target = rows[i, b]
-                                for k in range(size):
-                                    target[k] += factor * source[k]
+                                _add_scaled(rows[i, b], factor, source)
                 for i in range(m):
                     row = ty * m + i
                     for j in range(m):
@@ -509,9 +506,7 @@ def _winograd_output(M, ATh, ATw, y):
                         for b in range(nw):
                             factor = ATw[j, b]
                             if factor != 0:
-                                source = rows[i, b]
-                                for k in range(size):
-                                    point[k] += factor * source[k]
+                                _add_scaled(point, factor, rows[i, b])
         _scatter_planes(image, y, first, last)
 
 
@@ -540,18 +535,14 @@ def _winograd_output_adjoint(dy, ATh, ATw, dM):
                         for a in range(nh):
                             factor = ATh[i, a]
                             if factor != 0:
-                                target = rows[a, j]
-                                for k in range(size):
-                                    target[k] += factor * source[k]
+                                _add_scaled(rows[a, j], factor, source)
                 for a in range(nh):
                     for b in range(nw):
                         point[:] = 0
                         for j in range(m):
                             factor = ATw[j, b]
                             if factor != 0:
-                                source = rows[a, j]
-                                for k in range(size):
-                                    point[k] += factor * source[k]
+                                _add_scaled(point, factor, rows[a, j])
                         dM[a, b, ty, tx, first:last] = point
 
 
@@ -574,9 +565,7 @@ def _winograd_input_adjoint(dV, BTh, BTw, step, ph, pw, dx):
                             column = tx * step + j - pw
                             factor = BTw[b, j]
                             if factor != 0 and 0 <= column < W:
-                                target = columns[a, column]
-                                for k in range(size):
-                                    target[k] += factor * source[k]
+                                _add_scaled(columns[a, column], factor, source)
             for i in range(nh):   # then B_h down the columns, onto the image rows the tiles came from
                 row = ty * step + i - ph
                 if row < 0 or row >= H:
@@ -585,9 +574,7 @@ def _winograd_input_adjoint(dV, BTh, BTw, step, ph, pw, dx):
                     factor = BTh[a, i]
                     if factor != 0:
                         for column in range(W):
-                            source, target = columns[a, column], image[row, column]
-                            for k in range(size):
-                                target[k] += factor * source[k]
+                            _add_scaled(image[row, column], factor, columns[a, column])
         _scatter_planes(image, dx, first, last)
 
 
