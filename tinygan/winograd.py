@@ -26,8 +26,8 @@ of the n x n points, one matrix product that sums over the input channels:
     U[p] = G g G^T of every filter      (C_in, C_out)
     M[p] = V[p] @ U[p]                  (tiles, C_out)
     y    = A^T M A of every tile
-The dcgan's G.4 (256 -> 128 channels, 7x7, 5x5 kernel) spends 1.2 GFLOP of
-products per pass this way instead of im2col's 2.6.
+The dcgan's G.4 (256 -> 128 channels, 7x7, 5x5 kernel) does 1.2 billion
+multiply-adds per pass this way, against im2col's 2.6 billion.
 
 Backward is the adjoint of each stage, in reverse (all are linear):
     dM = A dY A^T,   dU[p] = V[p]^T @ dM[p],   dV[p] = dM[p] @ U[p]^T,
