@@ -1,7 +1,7 @@
 """im2col / col2im: a naive definition, the adjoint identity, and exact agreement of all implementations."""
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tinygan import backend, kernels
@@ -118,6 +118,9 @@ def test_dropout_bits_are_uniform_and_independent_of_the_key():
                        # (N, C) input, channels in blocks of 512: several blocks, the last one partial
                        st.tuples(st.integers(2, 5), st.integers(500, 1600), st.just(1))),
        seed=st.integers(0, 2**32 - 1))
+# Two images: dx is then a small difference of terms near 1 (channel 219 here), so a product of two float32s
+# rounded before the float64 sum was off by 2e-5
+@example(shape=(2, 500, 1), seed=3950)
 def test_fast_batchnorm_matches_the_reference(fast_path, dtype, shape, seed):
     """The Numba and CUDA kernels sum in float64, so they are compared with the reference run in float64 on the
     same inputs (the float32 reference itself loses digits to cancellation when a channel's values are close)."""

@@ -240,7 +240,7 @@ def _batchnorm_backward(dout, x_hat, gamma, inverse_std, dx, dgamma, dbeta):
         for n in range(N):
             for j in range(M):
                 sum_dout += dout[n, c, j]
-                sum_dout_x_hat += dout[n, c, j] * x_hat[n, c, j]
+                sum_dout_x_hat += np.float64(dout[n, c, j]) * x_hat[n, c, j]   # a float32 product would round
         dgamma[c], dbeta[c] = sum_dout_x_hat, sum_dout
         scale, mean_dout, mean_dout_x_hat = gamma[c] * inverse_std[c], sum_dout / count, sum_dout_x_hat / count
         for n in range(N):
@@ -296,7 +296,7 @@ def _batchnorm_backward_features(dout, x_hat, gamma, inverse_std, dx, dgamma, db
             row_dout, row_hat = dout[n, first:last], x_hat[n, first:last]
             for k in range(last - first):
                 sums_dout[k] += row_dout[k]
-                sums_dout_x_hat[k] += row_dout[k] * row_hat[k]
+                sums_dout_x_hat[k] += np.float64(row_dout[k]) * row_hat[k]
         dgamma[first:last], dbeta[first:last] = sums_dout_x_hat, sums_dout
         scale = gamma[first:last] * inverse_std[first:last]
         mean_dout, mean_dout_x_hat = sums_dout / N, sums_dout_x_hat / N
