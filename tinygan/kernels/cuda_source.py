@@ -101,10 +101,17 @@ KERNELS = {
     # Batch normalisation, as the Numba kernels compute it: per-channel values
     # in double, the result rounded once to T. The per-channel arrays (mean,
     # inverse_std, gamma, ...) arrive as (C, 1) views that CuPy broadcasts
-    # against the (N, C, M) batch.
-    "batchnorm_inverse_std": ("T var, float64 eps", "T inverse_std", "inverse_std = 1.0 / sqrt((double)var + eps)"),
+    # against the (N, C, M) batch. The mean and the two channel sums of
+    # backward stay float64 arrays until the pass that reads them: x - mean and
+    # dx are small differences when a channel's values are close (two images),
+    # and a mean or a sum rounded to float32 first was off by up to 7e-5 there.
+    # This pass also hands the mean back in T, for the running estimates.
+    "batchnorm_inverse_std": ("T var, float64 mean, float64 eps", "T inverse_std, T rounded_mean", """
+    inverse_std = 1.0 / sqrt((double)var + eps);
+    rounded_mean = mean;
+    """),
 
-    "batchnorm_normalise": ("T x, T mean, T inverse_std, T gamma, T beta", "T y, T x_hat", """
+    "batchnorm_normalise": ("T x, float64 mean, T inverse_std, T gamma, T beta", "T y, T x_hat", """
     double normalised = ((double)x - mean) * inverse_std;
     x_hat = normalised;
     y = normalised * gamma + beta;
@@ -121,7 +128,8 @@ KERNELS = {
 
     # dL/dx = gamma r (dy - mean(dy) - x_hat mean(dy x_hat)), r = 1 / sqrt(var + eps);
     # dbeta and dgamma are the two channel sums.
-    "batchnorm_input_gradient": ("T dy, T x_hat, T gamma, T inverse_std, T dbeta, T dgamma, float64 count", "T dx", """
+    "batchnorm_input_gradient": ("T dy, T x_hat, T gamma, T inverse_std, float64 dbeta, float64 dgamma, float64 count",
+                                 "T dx", """
     dx = (double)gamma * inverse_std * ((double)dy - dbeta / count - (double)x_hat * (dgamma / count));
     """),
 }
@@ -135,11 +143,11 @@ SUM = {"reduce_expr": "a + b", "identity": "0", "reduce_type": "double"}
 
 # name: (input parameters, output parameter, map expression, post-map expression)
 REDUCTIONS = {
-    "channel_mean": ("T x, float64 count", "T mean", "x", "mean = a / count"),
-    "channel_variance": ("T x, T mean, float64 count", "T var", "((double)x - mean) * ((double)x - mean)",
+    "channel_mean": ("T x, float64 count", "float64 mean", "x", "mean = a / count"),
+    "channel_variance": ("T x, float64 mean, float64 count", "T var", "((double)x - mean) * ((double)x - mean)",
                          "var = a / count"),
-    "channel_sum": ("T dy", "T total", "dy", "total = a"),
-    "channel_dot": ("T dy, T x_hat", "T total", "(double)dy * x_hat", "total = a"),
+    "channel_sum": ("T dy", "float64 total", "dy", "total = a"),
+    "channel_dot": ("T dy, T x_hat", "float64 total", "(double)dy * x_hat", "total = a"),
     # BCEWithLogits' mean loss, reduced over every axis: the whole loss in one launch.
     "bce_with_logits_mean": ("T x, T t, float64 count", "float64 loss", "bce_with_logits_term(x, t)", "loss = a / count"),
 }

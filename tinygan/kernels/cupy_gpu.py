@@ -166,10 +166,10 @@ def average_all(averages, params, decay):
 def batchnorm_forward(x, gamma, beta, eps):
     """x (N, C, M) -> (y, x_hat, mean, var, inverse_std); see reference.batchnorm_forward."""
     count = float(x.shape[0] * x.shape[2])
-    mean = _reductions["channel_mean"](x, count, axis=CHANNEL_SUM_AXES)
-    var = _reductions["channel_variance"](x, mean[:, None], count, axis=CHANNEL_SUM_AXES)
-    inverse_std = _kernels["batchnorm_inverse_std"](var, float(eps))
-    y, x_hat = _kernels["batchnorm_normalise"](x, mean[:, None], inverse_std[:, None], gamma[:, None], beta[:, None])
+    mean64 = _reductions["channel_mean"](x, count, axis=CHANNEL_SUM_AXES)   # float64 (cuda_source.py says why)
+    var = _reductions["channel_variance"](x, mean64[:, None], count, axis=CHANNEL_SUM_AXES)
+    inverse_std, mean = _kernels["batchnorm_inverse_std"](var, mean64, float(eps))
+    y, x_hat = _kernels["batchnorm_normalise"](x, mean64[:, None], inverse_std[:, None], gamma[:, None], beta[:, None])
     return y, x_hat, mean, var, inverse_std
 
 
@@ -181,11 +181,11 @@ def batchnorm_update_running(running_mean, running_var, mean, var, momentum, unb
 
 def batchnorm_backward(dout, x_hat, gamma, inverse_std):
     """(dx, dgamma, dbeta); see reference.batchnorm_backward."""
-    dbeta = _reductions["channel_sum"](dout, axis=CHANNEL_SUM_AXES)
+    dbeta = _reductions["channel_sum"](dout, axis=CHANNEL_SUM_AXES)          # float64, as the mean
     dgamma = _reductions["channel_dot"](dout, x_hat, axis=CHANNEL_SUM_AXES)
     dx = _kernels["batchnorm_input_gradient"](dout, x_hat, gamma[:, None], inverse_std[:, None], dbeta[:, None],
                                               dgamma[:, None], float(dout.shape[0] * dout.shape[2]))
-    return dx, dgamma, dbeta
+    return dx, dgamma.astype(dout.dtype), dbeta.astype(dout.dtype)
 
 
 def bce_with_logits(logits, targets):
