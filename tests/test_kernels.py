@@ -187,7 +187,9 @@ def test_numba_adam_matches_the_reference(dtype, size, seed, step):
     for a, b in zip(fast, slow):
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b, **tolerance)
-    assert not np.array_equal(fast[0], param)   # the step happened, in place
+    # the step happened, in place: the first moment moves (m = 0.5 m + 0.5 g stays put only where g equals m).
+    # Not the parameter: its change can be below float32's resolution (size 1, seed 3583951: m came out near 0).
+    assert not np.array_equal(fast[1], m)
 
 
 @pytest.mark.gpu
