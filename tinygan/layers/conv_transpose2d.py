@@ -72,16 +72,14 @@ class ConvTranspose2D(Layer):
             self.winograd = WinogradConvolution(self.kernel_size, flipped_padding, self.workspace)
             taps = self.params["W"][:, :, ::-1, ::-1].transpose(2, 3, 0, 1)   # (kh, kw, C_in, C_out)
             y = self.winograd.forward(x, taps)
-            if "b" in self.params:
-                y += self.params["b"].reshape(1, -1, 1, 1)
-            return self.keep_output_shape(y)
-        self.x_rows = to_rows(x, out=self.workspace("x_rows", (self.in_channels, N * H * W), x))
-        self.input_shape = x.shape
-        col = matmul(self.params["W"].reshape(self.in_channels, -1).T, self.x_rows,
-                     out=self.workspace("col", (self.out_channels * self.kernel_size[0] * self.kernel_size[1],
-                                                N * H * W), x))
-        col = col.reshape(self.out_channels, *self.kernel_size, N, H, W)
-        y = col2im(col, (H_out, W_out), self.stride, self.padding)
+        else:
+            self.x_rows = to_rows(x, out=self.workspace("x_rows", (self.in_channels, N * H * W), x))
+            self.input_shape = x.shape
+            col = matmul(self.params["W"].reshape(self.in_channels, -1).T, self.x_rows,
+                         out=self.workspace("col", (self.out_channels * self.kernel_size[0] * self.kernel_size[1],
+                                                    N * H * W), x))
+            col = col.reshape(self.out_channels, *self.kernel_size, N, H, W)
+            y = col2im(col, (H_out, W_out), self.stride, self.padding)
         if "b" in self.params:
             y += self.params["b"].reshape(1, -1, 1, 1)
         return self.keep_output_shape(y)
@@ -90,12 +88,11 @@ class ConvTranspose2D(Layer):
         self.check_dout(dout)
         if self.readable:
             return self._backward_readable(dout)
+        if self.requires_grad and "b" in self.params:
+            self.grads["b"] += dout.sum(axis=(0, 2, 3))
         if self.winograd is not None:
             grad_taps = self.grads["W"][:, :, ::-1, ::-1].transpose(2, 3, 0, 1) if self.requires_grad else None
-            dx = self.winograd.backward(dout, grad_taps, self.needs_input_grad)
-            if self.requires_grad and "b" in self.params:
-                self.grads["b"] += dout.sum(axis=(0, 2, 3))
-            return dx
+            return self.winograd.backward(dout, grad_taps, self.needs_input_grad)
         W = self.params["W"]
         N, _, H, W_in = self.input_shape
         dcol_shape = (self.out_channels, *self.kernel_size, N, H, W_in)
@@ -104,8 +101,6 @@ class ConvTranspose2D(Layer):
         dcol_rows = dcol.reshape(-1, N * H * W_in)
         if self.requires_grad:
             self.grads["W"] += matmul(self.x_rows, dcol_rows.T).reshape(W.shape)
-            if "b" in self.params:
-                self.grads["b"] += dout.sum(axis=(0, 2, 3))
         if not self.needs_input_grad:
             return None
         dx_rows = matmul(W.reshape(self.in_channels, -1), dcol_rows)
