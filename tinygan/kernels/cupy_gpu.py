@@ -8,7 +8,8 @@ to rounding (their sums run in another order, in double).
 Each kernel launch costs the GPU a few microseconds whatever its size, and a
 DCGAN step at batch 64 is small enough that launches, not arithmetic, set its
 time. So batch normalisation is two per-channel reductions and two
-elementwise passes forward, two and one backward, where the reference's
+elementwise passes forward, two and one backward (and two casts of the
+channel sums, kept in double until dx is computed), where the reference's
 array code launches ten or more each way.
 
 A key, a step count or a decay may arrive as a cuda_graph.PerStep, while a
