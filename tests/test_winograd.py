@@ -5,60 +5,71 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinygan import ConvTranspose2D, Conv2D, backend, kernels, models, winograd
+from tinygan import ConvTranspose2D, Conv2D, backend, kernels, models, polyphase, winograd
 from tinygan.kernels import numba_cpu, reference
 from tinygan.layers.direct import conv2d_loops, conv_transpose2d_loops
 from gradcheck import check_layer_gradients
 
 
-@pytest.mark.parametrize("taps", winograd.TAPS)
-def test_the_matrices_compute_a_correlation_exactly(taps):
+@pytest.mark.parametrize("taps, m", [(taps, winograd.OUTPUT_TILE) for taps in winograd.TAPS]
+                         + [(polyphase.TAPS, polyphase.OUTPUT_TILE)])
+def test_the_matrices_compute_a_correlation_exactly(taps, m):
     """A^T[(G g) * (B^T d)] = y with y[i] = sum_k d[i + k] g[k] for every d and g: the bilinear form's
     coefficient of d[l] g[k] in y[i], sum_j A^T[i, j] G[j, k] B^T[j, l], is 1 where l = i + k, else 0."""
-    AT, G, BT = winograd.matrices(taps)
-    m, n = AT.shape
+    AT, G, BT = winograd.matrices(taps, m)
+    n = AT.shape[1]
     coefficients = np.einsum("ij,jk,jl->ikl", AT, G, BT)
     expected = np.zeros((m, taps, n))
     for i in range(m):
         for k in range(taps):
             expected[i, k, i + k] = 1
     np.testing.assert_allclose(coefficients, expected, atol=1e-15)
-    assert set(np.unique(BT)) <= set(range(-5, 6)) and set(np.unique(AT)) <= {-2, -1, 0, 1, 2}   # exact in float
+    # exact in float: small integers (A^T's are the points' powers, up to 2^(m - 1))
+    assert set(np.unique(BT)) <= set(range(-5, 6)) and set(np.unique(AT)) <= set(range(-8, 9))
 
 
 @st.composite
 def tiling(draw):
-    """A stride-1 geometry along two axes: (image, taps, padding, output, tiles, planes, seed)."""
-    taps = (draw(st.sampled_from(winograd.TAPS)), draw(st.sampled_from(winograd.TAPS)))
+    """A stride-1 geometry along two axes: (image, taps, padding, output, tiles, planes, seed, m, phases):
+    F(2x2, 3 to 5 taps) or F(4x4, 3x3), on planes or on their 2 x 2 phases (image: a phase plane's size)."""
+    m = draw(st.sampled_from([winograd.OUTPUT_TILE, polyphase.OUTPUT_TILE]))
+    taps_drawn = winograd.TAPS if m == winograd.OUTPUT_TILE else [polyphase.TAPS]
+    taps = (draw(st.sampled_from(taps_drawn)), draw(st.sampled_from(taps_drawn)))
     padding = tuple(draw(st.integers(0, k - 1)) for k in taps)
     image = tuple(draw(st.integers(max(1, k - 2 * p), 9)) for k, p in zip(taps, padding))
-    out, tiles = zip(*(winograd.tile_count(size, k, p) for size, k, p in zip(image, taps, padding)))
+    out, tiles = zip(*(winograd.tile_count(size, k, p, m) for size, k, p in zip(image, taps, padding)))
+    phases = draw(st.sampled_from([1, polyphase.STRIDE]))
     # several of the Numba kernels' slices of values, and a short last one
-    L = draw(st.sampled_from([1, 3, numba_cpu.WINOGRAD_SLICE + 5]))
-    return image, taps, padding, out, tiles, L, draw(st.integers(0, 2**32 - 1))
+    L = draw(st.sampled_from([1, 3, numba_cpu.WINOGRAD_SLICE + 5])) * phases**2
+    return image, taps, padding, out, tiles, L, draw(st.integers(0, 2**32 - 1)), m, phases
 
 
-def transform_matrices(taps, dtype):
-    (ATh, _, BTh), (ATw, _, BTw) = (winograd.matrices(k) for k in taps)
+def transform_matrices(taps, m, dtype):
+    (ATh, _, BTh), (ATw, _, BTw) = (winograd.matrices(k, m) for k in taps)
     return [matrix.astype(dtype) for matrix in (ATh, ATw, BTh, BTw)]
+
+
+def whole_planes(L, size, phases):
+    """The shape of the arrays whose L planes of ``size`` are the phases: (L / s^2, s H, s W)."""
+    return (L // phases**2, *(phases * n for n in size))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @given(geometry=tiling())
 def test_numba_transforms_match_the_reference(dtype, geometry):
-    image, taps, padding, out, tiles, L, seed = geometry
+    image, taps, padding, out, tiles, L, seed, step, phases = geometry
     rng = np.random.default_rng(seed)
-    ATh, ATw, BTh, BTw = transform_matrices(taps, dtype)
-    step, points = winograd.OUTPUT_TILE, (len(BTh), len(BTw))
+    ATh, ATw, BTh, BTw = transform_matrices(taps, step, dtype)
+    points = (len(BTh), len(BTw))
     rtol = 1e-5 if dtype == np.float32 else 1e-13   # the sums run in another order
 
     def close(fast, slow):
         assert fast.dtype == dtype and fast.shape == slow.shape
         np.testing.assert_allclose(fast, slow, rtol=rtol, atol=rtol * np.abs(slow).max(initial=1))
 
-    (_, Gh, _), (_, Gw, _) = (winograd.matrices(k) for k in taps)
+    (_, Gh, _), (_, Gw, _) = (winograd.matrices(k, step) for k in taps)
     Gh, Gw = Gh.astype(dtype), Gw.astype(dtype)
-    C, O = 1 + L % 4, 3
+    C, O = 1 + L % 5, 3
     # the filters as the layers pass them: ConvTranspose2D's flipped, transposed view of its weights
     weights = rng.standard_normal((C, O, *taps)).astype(dtype)
     filters = weights[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)
@@ -68,16 +79,29 @@ def test_numba_transforms_match_the_reference(dtype, geometry):
     numba_cpu.winograd_filter_adjoint_add(dU, Gh, Gw, fast[:, :, ::-1, ::-1].transpose(2, 3, 0, 1))
     reference.winograd_filter_adjoint_add(dU, Gh, Gw, slow[:, :, ::-1, ::-1].transpose(2, 3, 0, 1))
     close(fast, slow)
-    x = rng.standard_normal((L, *image)).astype(dtype)
-    close(numba_cpu.winograd_input(x, BTh, BTw, step, padding, tiles),
-          reference.winograd_input(x, BTh, BTw, step, padding, tiles))
+    x = rng.standard_normal(whole_planes(L, image, phases)).astype(dtype)
+    close(numba_cpu.winograd_input(x, BTh, BTw, step, padding, tiles, phases),
+          reference.winograd_input(x, BTh, BTw, step, padding, tiles, phases))
     M = rng.standard_normal((*points, *tiles, L)).astype(dtype)
-    close(numba_cpu.winograd_output(M, ATh, ATw, out), reference.winograd_output(M, ATh, ATw, out))
-    dy = rng.standard_normal((L, *out)).astype(dtype)
-    close(numba_cpu.winograd_output_adjoint(dy, ATh, ATw, tiles),
-          reference.winograd_output_adjoint(dy, ATh, ATw, tiles))
-    close(numba_cpu.winograd_input_adjoint(M, BTh, BTw, step, padding, image),
-          reference.winograd_input_adjoint(M, BTh, BTw, step, padding, image))
+    close(numba_cpu.winograd_output(M, ATh, ATw, out, phases), reference.winograd_output(M, ATh, ATw, out, phases))
+    dy = rng.standard_normal(whole_planes(L, out, phases)).astype(dtype)
+    close(numba_cpu.winograd_output_adjoint(dy, ATh, ATw, tiles, phases),
+          reference.winograd_output_adjoint(dy, ATh, ATw, tiles, phases))
+    close(numba_cpu.winograd_input_adjoint(M, BTh, BTw, step, padding, image, phases),
+          reference.winograd_input_adjoint(M, BTh, BTw, step, padding, image, phases))
+
+
+@given(planes=st.integers(1, 4), size=st.tuples(st.integers(1, 4), st.integers(1, 4)), seed=st.integers(0, 99))
+def test_phase_planes_are_the_strided_slices(planes, size, seed):
+    """Plane l s^2 + a s + b of the phases is x[l, a::s, b::s], and from_phase_planes undoes it."""
+    s = polyphase.STRIDE
+    x = np.random.default_rng(seed).standard_normal((planes, s * size[0], s * size[1]))
+    phases = reference.phase_planes(x, s)
+    for l in range(planes):
+        for a in range(s):
+            for b in range(s):
+                np.testing.assert_array_equal(phases[l * s * s + a * s + b], x[l, a::s, b::s])
+    np.testing.assert_array_equal(reference.from_phase_planes(phases, s), x)
 
 
 def assert_adjoint(transformed, probe, original, adjoint_of_probe):
@@ -90,17 +114,17 @@ def assert_adjoint(transformed, probe, original, adjoint_of_probe):
 @given(geometry=tiling())
 def test_the_backward_transforms_are_the_adjoints(geometry):
     """<T(a), b> == <a, T*(b)> for the input, output and filter transforms: backward is right only if so."""
-    image, taps, padding, out, tiles, L, seed = geometry
+    image, taps, padding, out, tiles, L, seed, step, phases = geometry
     rng = np.random.default_rng(seed)
-    ATh, ATw, BTh, BTw = transform_matrices(taps, np.float64)
-    step, points = winograd.OUTPUT_TILE, (len(BTh), len(BTw))
-    x, V = rng.standard_normal((L, *image)), rng.standard_normal((*points, *tiles, L))
-    assert_adjoint(reference.winograd_input(x, BTh, BTw, step, padding, tiles), V,
-                   x, reference.winograd_input_adjoint(V, BTh, BTw, step, padding, image))
-    M, dy = rng.standard_normal((*points, *tiles, L)), rng.standard_normal((L, *out))
-    assert_adjoint(reference.winograd_output(M, ATh, ATw, out), dy,
-                   M, reference.winograd_output_adjoint(dy, ATh, ATw, tiles))
-    (_, Gh, _), (_, Gw, _) = (winograd.matrices(k) for k in taps)
+    ATh, ATw, BTh, BTw = transform_matrices(taps, step, np.float64)
+    points = (len(BTh), len(BTw))
+    x, V = rng.standard_normal(whole_planes(L, image, phases)), rng.standard_normal((*points, *tiles, L))
+    assert_adjoint(reference.winograd_input(x, BTh, BTw, step, padding, tiles, phases), V,
+                   x, reference.winograd_input_adjoint(V, BTh, BTw, step, padding, image, phases))
+    M, dy = rng.standard_normal((*points, *tiles, L)), rng.standard_normal(whole_planes(L, out, phases))
+    assert_adjoint(reference.winograd_output(M, ATh, ATw, out, phases), dy,
+                   M, reference.winograd_output_adjoint(dy, ATh, ATw, tiles, phases))
+    (_, Gh, _), (_, Gw, _) = (winograd.matrices(k, step) for k in taps)
     filters, dU = rng.standard_normal((*taps, 2, 3)), rng.standard_normal((len(Gh) * len(Gw), 2, 3))
     dfilters = np.zeros_like(filters)
     reference.winograd_filter_adjoint_add(dU, Gh, Gw, dfilters)

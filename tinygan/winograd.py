@@ -105,44 +105,52 @@ class WinogradConvolution:
     """y[n, o] = sum_c x[n, c] (*) g[:, :, c, o], stride 1, zero padding ``padding``: the taps
     g (kh, kw, C_in, C_out) are given at each call (the layers pass views of their weights).
 
+    F(m x m, taps) with m = ``output_tile``. ``phases`` = (s_in, s_out) lets the input's planes be read, and
+    the output's written, as their s x s phases (tinygan/polyphase.py): x (N, C_in / s_in^2, s_in H, s_in W)
+    and y (N, C_out / s_out^2, s_out H_out, s_out W_out), with no copy in between.
+
     forward keeps V and U for backward, in the layer's workspace (``workspace(name, shape, like)``);
     backward overwrites V (a layer allows one backward per forward).
     """
 
-    def __init__(self, kernel_size, padding, workspace):
+    def __init__(self, kernel_size, padding, workspace, output_tile=OUTPUT_TILE, phases=(1, 1)):
         self.kernel_size, self.padding, self.workspace = tuple(kernel_size), tuple(padding), workspace
-        (self.ATh, self.Gh, self.BTh), (self.ATw, self.Gw, self.BTw) = (matrices(k) for k in self.kernel_size)
+        self.m, self.phases = output_tile, tuple(phases)
+        (self.ATh, self.Gh, self.BTh), (self.ATw, self.Gw, self.BTw) = (matrices(k, output_tile)
+                                                                         for k in self.kernel_size)
 
     def forward(self, x, taps):
-        """x (N, C_in, H, W), taps (kh, kw, C_in, C_out) -> y (N, C_out, H_out, W_out)."""
-        N, C, H, W = x.shape
+        """x (N, C_in, H, W), taps (kh, kw, C_in, C_out) -> y (N, C_out, H_out, W_out) (phases: class docstring)."""
+        (s_in, s_out), m = self.phases, self.m
+        N, C, H, W = x.shape[0], x.shape[1] * s_in**2, x.shape[2] // s_in, x.shape[3] // s_in
         O = taps.shape[3]
-        (H_out, th), (W_out, tw) = (tile_count(size, k, p) for size, k, p
+        (H_out, th), (W_out, tw) = (tile_count(size, k, p, m) for size, k, p
                                     in zip((H, W), self.kernel_size, self.padding))
         nh, nw = self.BTh.shape[0], self.BTw.shape[0]
-        self.shapes = (N, C, H, W, O, th, tw)
+        self.x_shape, self.shapes = x.shape, (N, C, H, W, O, th, tw)
         ATh, ATw, BTh, BTw, Gh, Gw = self._matrices(x.dtype)
         # the kernels take the images as N C planes and the tiles with (n, c) side by side: V[p] is then
         # a (tiles N, C_in) matrix, and M[p] a (tiles N, C_out) one
         self.V = self.workspace("winograd_V", (nh * nw, th * tw * N, C), x)
-        kernels.winograd_input(x.reshape(N * C, H, W), BTh, BTw, OUTPUT_TILE, self.padding, (th, tw),
+        kernels.winograd_input(x.reshape(-1, *x.shape[2:]), BTh, BTw, m, self.padding, (th, tw), s_in,
                                out=self.V.reshape(nh, nw, th, tw, N * C))
         self.U = kernels.winograd_filter(taps, Gh, Gw, out=self.workspace("winograd_U", (nh * nw, C, O), x))
         M = np.matmul(self.V, self.U, out=self.workspace("winograd_M", (nh * nw, th * tw * N, O), x))
-        y = np.empty((N, O, H_out, W_out), dtype=x.dtype)
-        kernels.winograd_output(M.reshape(nh, nw, th, tw, N * O), ATh, ATw, (H_out, W_out),
-                                out=y.reshape(N * O, H_out, W_out))
+        y = np.empty((N, O // s_out**2, H_out * s_out, W_out * s_out), dtype=x.dtype)
+        kernels.winograd_output(M.reshape(nh, nw, th, tw, N * O), ATh, ATw, (H_out, W_out), s_out,
+                                out=y.reshape(-1, *y.shape[2:]))
         return y
 
     def backward(self, dy, grad_taps=None, input_grad=True):
         """dy (N, C_out, H_out, W_out) -> dx (N, C_in, H, W), or None unless ``input_grad``; where ``grad_taps``
         is given (a (kh, kw, C_in, C_out) view of the layer's weight gradient), dL/dtaps is added into it."""
+        (s_in, s_out), m = self.phases, self.m
         N, C, H, W, O, th, tw = self.shapes
-        _, _, H_out, W_out = dy.shape
+        H_out, W_out = dy.shape[2] // s_out, dy.shape[3] // s_out
         nh, nw = self.BTh.shape[0], self.BTw.shape[0]
         ATh, ATw, BTh, BTw, Gh, Gw = self._matrices(dy.dtype)
         dM = self.workspace("winograd_M", (nh * nw, th * tw * N, O), dy)
-        kernels.winograd_output_adjoint(dy.reshape(N * O, H_out, W_out), ATh, ATw, (th, tw),
+        kernels.winograd_output_adjoint(dy.reshape(-1, *dy.shape[2:]), ATh, ATw, (th, tw), s_out,
                                         out=dM.reshape(nh, nw, th, tw, N * O))
         dx = None
         if grad_taps is not None:
@@ -150,9 +158,9 @@ class WinogradConvolution:
             kernels.winograd_filter_adjoint_add(dU, Gh, Gw, grad_taps)
         if input_grad:
             dV = np.matmul(dM, self.U.transpose(0, 2, 1), out=self.V)   # V's last use was dU's: reuse its memory
-            dx = np.empty((N, C, H, W), dtype=dy.dtype)
-            kernels.winograd_input_adjoint(dV.reshape(nh, nw, th, tw, N * C), BTh, BTw, OUTPUT_TILE, self.padding,
-                                           (H, W), out=dx.reshape(N * C, H, W))
+            dx = np.empty(self.x_shape, dtype=dy.dtype)
+            kernels.winograd_input_adjoint(dV.reshape(nh, nw, th, tw, N * C), BTh, BTw, m, self.padding,
+                                           (H, W), s_in, out=dx.reshape(-1, *dx.shape[2:]))
         return dx
 
     def _matrices(self, dtype):

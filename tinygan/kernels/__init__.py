@@ -98,24 +98,26 @@ def winograd_filter_adjoint_add(dU, Gh, Gw, dtaps):
     return _implementation(dU, "winograd_filter_adjoint_add")(dU, Gh, Gw, dtaps)
 
 
-def winograd_input(x, BTh, BTw, step, padding, tiles, out=None):
-    """x (L, H, W) -> V (n_h, n_w, *tiles, L): B_h^T d B_w of every input tile d (tinygan/winograd.py)."""
-    return _implementation(x, "winograd_input")(x, BTh, BTw, step, padding, tiles, out)
+def winograd_input(x, BTh, BTw, step, padding, tiles, phases=1, out=None):
+    """x (L, H, W) -> V (n_h, n_w, *tiles, L): B_h^T d B_w of every input tile d (tinygan/winograd.py). With
+    phases = s > 1, x (L, s H, s W) is read as its L s^2 phase planes (tinygan/polyphase.py)."""
+    return _implementation(x, "winograd_input")(x, BTh, BTw, step, padding, tiles, phases, out)
 
 
-def winograd_output(M, ATh, ATw, size, out=None):
-    """M (n_h, n_w, th, tw, L) -> y (L, *size): A_h^T M A_w of every tile, cropped to size."""
-    return _implementation(M, "winograd_output")(M, ATh, ATw, size, out)
+def winograd_output(M, ATh, ATw, size, phases=1, out=None):
+    """M (n_h, n_w, th, tw, L) -> y (L, *size): A_h^T M A_w of every tile, cropped to size (or, with
+    phases = s > 1, y (L / s^2, s size) whose phase planes these are)."""
+    return _implementation(M, "winograd_output")(M, ATh, ATw, size, phases, out)
 
 
-def winograd_output_adjoint(dy, ATh, ATw, tiles, out=None):
-    """dy (L, H_out, W_out) -> dM (n_h, n_w, *tiles, L), the adjoint of winograd_output."""
-    return _implementation(dy, "winograd_output_adjoint")(dy, ATh, ATw, tiles, out)
+def winograd_output_adjoint(dy, ATh, ATw, tiles, phases=1, out=None):
+    """dy (L, H_out, W_out) -> dM (n_h, n_w, *tiles, L), the adjoint of winograd_output (phases as there)."""
+    return _implementation(dy, "winograd_output_adjoint")(dy, ATh, ATw, tiles, phases, out)
 
 
-def winograd_input_adjoint(dV, BTh, BTw, step, padding, size, out=None):
-    """dV (n_h, n_w, th, tw, L) -> dx (L, *size), the adjoint of winograd_input."""
-    return _implementation(dV, "winograd_input_adjoint")(dV, BTh, BTw, step, padding, size, out)
+def winograd_input_adjoint(dV, BTh, BTw, step, padding, size, phases=1, out=None):
+    """dV (n_h, n_w, th, tw, L) -> dx (L, *size), the adjoint of winograd_input (phases as there)."""
+    return _implementation(dV, "winograd_input_adjoint")(dV, BTh, BTw, step, padding, size, phases, out)
 
 
 def leaky_relu(x, negative_slope):

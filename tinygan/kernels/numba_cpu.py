@@ -367,21 +367,27 @@ def _add_scaled(target, factor, source):
 
 
 @njit(inline="always", cache=True)
-def _gather_planes(planes, first, last, image):
-    """image[row, column, k] = planes[first + k, row, column]: a slice of planes, channels last."""
+def _gather_planes(planes, first, last, image, phases=1):
+    """image[row, column, k] = plane first + k: a slice of planes, channels last. With s = phases > 1 the
+    planes are those of the s x s phases of each plane of ``planes`` (plane l s^2 + a s + b is
+    planes[l, a::s, b::s], tinygan/polyphase.py)."""
     for k in range(last - first):
-        for row in range(planes.shape[1]):
-            for column in range(planes.shape[2]):
-                image[row, column, k] = planes[first + k, row, column]
+        plane, phase = (first + k) // (phases * phases), (first + k) % (phases * phases)
+        a, b = phase // phases, phase % phases
+        for row in range(image.shape[0]):
+            for column in range(image.shape[1]):
+                image[row, column, k] = planes[plane, phases * row + a, phases * column + b]
 
 
 @njit(inline="always", cache=True)
-def _scatter_planes(image, planes, first, last):
-    """planes[first + k, row, column] = image[row, column, k], _gather_planes' inverse."""
+def _scatter_planes(image, planes, first, last, phases=1):
+    """The inverse of _gather_planes: plane first + k (of ``planes``' phases when phases > 1) = image[:, :, k]."""
     for k in range(last - first):
-        for row in range(planes.shape[1]):
-            for column in range(planes.shape[2]):
-                planes[first + k, row, column] = image[row, column, k]
+        plane, phase = (first + k) // (phases * phases), (first + k) % (phases * phases)
+        a, b = phase // phases, phase % phases
+        for row in range(image.shape[0]):
+            for column in range(image.shape[1]):
+                planes[plane, phases * row + a, phases * column + b] = image[row, column, k]
 
 
 @njit(parallel=True, cache=True)
@@ -441,14 +447,14 @@ def _winograd_filter_adjoint_add(dU, Gh, Gw, dtaps):
 
 
 @njit(parallel=True, cache=True)
-def _winograd_input(x, BTh, BTw, step, ph, pw, V):
-    L, H, W = x.shape
+def _winograd_input(x, BTh, BTw, step, ph, pw, phases, V):
+    L, H, W = x.shape[0] * phases * phases, x.shape[1] // phases, x.shape[2] // phases
     nh, nw, th, tw, _ = V.shape
     for block in prange(-(-L // WINOGRAD_SLICE)):
         first, last = _block_bounds(block, WINOGRAD_SLICE, L)
         size = last - first
         image = np.empty((H, W, size), dtype=V.dtype)
-        _gather_planes(x, first, last, image)
+        _gather_planes(x, first, last, image, phases)
         # B_h^T along the columns of a whole row of tiles at once: neighbouring tiles share columns
         columns = np.empty((nh, W, size), dtype=V.dtype)
         point = np.empty(size, dtype=V.dtype)
@@ -476,8 +482,8 @@ def _winograd_input(x, BTh, BTw, step, ph, pw, V):
 
 
 @njit(parallel=True, cache=True)
-def _winograd_output(M, ATh, ATw, y):
-    L, H_out, W_out = y.shape
+def _winograd_output(M, ATh, ATw, phases, y):
+    L, H_out, W_out = y.shape[0] * phases * phases, y.shape[1] // phases, y.shape[2] // phases
     nh, nw, th, tw, _ = M.shape
     m = ATh.shape[0]
     for block in prange(-(-L // WINOGRAD_SLICE)):
@@ -507,19 +513,19 @@ def _winograd_output(M, ATh, ATw, y):
                             factor = ATw[j, b]
                             if factor != 0:
                                 _add_scaled(point, factor, rows[i, b])
-        _scatter_planes(image, y, first, last)
+        _scatter_planes(image, y, first, last, phases)
 
 
 @njit(parallel=True, cache=True)
-def _winograd_output_adjoint(dy, ATh, ATw, dM):
-    L, H_out, W_out = dy.shape
+def _winograd_output_adjoint(dy, ATh, ATw, phases, dM):
+    L, H_out, W_out = dy.shape[0] * phases * phases, dy.shape[1] // phases, dy.shape[2] // phases
     nh, nw, th, tw, _ = dM.shape
     m = ATh.shape[0]
     for block in prange(-(-L // WINOGRAD_SLICE)):
         first, last = _block_bounds(block, WINOGRAD_SLICE, L)
         size = last - first
         image = np.empty((H_out, W_out, size), dtype=dy.dtype)
-        _gather_planes(dy, first, last, image)
+        _gather_planes(dy, first, last, image, phases)
         rows = np.empty((nh, m, size), dtype=dy.dtype)   # A_h dY
         point = np.empty(size, dtype=dy.dtype)
         for ty in range(th):
@@ -547,8 +553,8 @@ def _winograd_output_adjoint(dy, ATh, ATw, dM):
 
 
 @njit(parallel=True, cache=True)
-def _winograd_input_adjoint(dV, BTh, BTw, step, ph, pw, dx):
-    L, H, W = dx.shape
+def _winograd_input_adjoint(dV, BTh, BTw, step, ph, pw, phases, dx):
+    L, H, W = dx.shape[0] * phases * phases, dx.shape[1] // phases, dx.shape[2] // phases
     nh, nw, th, tw, _ = dV.shape
     for block in prange(-(-L // WINOGRAD_SLICE)):
         first, last = _block_bounds(block, WINOGRAD_SLICE, L)
@@ -575,7 +581,7 @@ def _winograd_input_adjoint(dV, BTh, BTw, step, ph, pw, dx):
                     if factor != 0:
                         for column in range(W):
                             _add_scaled(image[row, column], factor, columns[a, column])
-        _scatter_planes(image, dx, first, last)
+        _scatter_planes(image, dx, first, last, phases)
 
 
 def winograd_filter(taps, Gh, Gw, out=None):
@@ -588,25 +594,28 @@ def winograd_filter_adjoint_add(dU, Gh, Gw, dtaps):
     _winograd_filter_adjoint_add(np.ascontiguousarray(dU), Gh, Gw, dtaps)
 
 
-def winograd_input(x, BTh, BTw, step, padding, tiles, out=None):
-    V = np.empty((len(BTh), len(BTw), *tiles, x.shape[0]), dtype=x.dtype) if out is None else out
-    _winograd_input(np.ascontiguousarray(x), BTh, BTw, step, padding[0], padding[1], V)
+def winograd_input(x, BTh, BTw, step, padding, tiles, phases=1, out=None):
+    V = np.empty((len(BTh), len(BTw), *tiles, x.shape[0] * phases**2), dtype=x.dtype) if out is None else out
+    _winograd_input(np.ascontiguousarray(x), BTh, BTw, step, padding[0], padding[1], phases, V)
     return V
 
 
-def winograd_output(M, ATh, ATw, size, out=None):
-    y = np.empty((M.shape[4], *size), dtype=M.dtype) if out is None else out
-    _winograd_output(np.ascontiguousarray(M), ATh, ATw, y)
+def winograd_output(M, ATh, ATw, size, phases=1, out=None):
+    y = (np.empty((M.shape[4] // phases**2, size[0] * phases, size[1] * phases), dtype=M.dtype)
+         if out is None else out)
+    _winograd_output(np.ascontiguousarray(M), ATh, ATw, phases, y)
     return y
 
 
-def winograd_output_adjoint(dy, ATh, ATw, tiles, out=None):
-    dM = np.empty((ATh.shape[1], ATw.shape[1], *tiles, dy.shape[0]), dtype=dy.dtype) if out is None else out
-    _winograd_output_adjoint(np.ascontiguousarray(dy), ATh, ATw, dM)
+def winograd_output_adjoint(dy, ATh, ATw, tiles, phases=1, out=None):
+    dM = (np.empty((ATh.shape[1], ATw.shape[1], *tiles, dy.shape[0] * phases**2), dtype=dy.dtype)
+          if out is None else out)
+    _winograd_output_adjoint(np.ascontiguousarray(dy), ATh, ATw, phases, dM)
     return dM
 
 
-def winograd_input_adjoint(dV, BTh, BTw, step, padding, size, out=None):
-    dx = np.empty((dV.shape[4], *size), dtype=dV.dtype) if out is None else out
-    _winograd_input_adjoint(np.ascontiguousarray(dV), BTh, BTw, step, padding[0], padding[1], dx)
+def winograd_input_adjoint(dV, BTh, BTw, step, padding, size, phases=1, out=None):
+    dx = (np.empty((dV.shape[4] // phases**2, size[0] * phases, size[1] * phases), dtype=dV.dtype)
+          if out is None else out)
+    _winograd_input_adjoint(np.ascontiguousarray(dV), BTh, BTw, step, padding[0], padding[1], phases, dx)
     return dx

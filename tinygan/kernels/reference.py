@@ -151,6 +151,25 @@ def bce_with_logits_gradient(logits, targets):
 # (ty m - p_h, tx m - p_w), zero outside the image, and writes the m x m output window whose corner
 # is (ty m, tx m); m = step.
 
+def phase_planes(x, phases):
+    """x (L, s H, s W) -> (L s^2, H, W): each plane's s x s phases, plane l s^2 + a s + b = x[l, a::s, b::s]
+    (tinygan/polyphase.py: a stride-s convolution is a stride-1 one over the phases). A copy unless s = 1."""
+    if phases == 1:
+        return x
+    L, H, W = x.shape
+    s = phases
+    return x.reshape(L, H // s, s, W // s, s).transpose(0, 2, 4, 1, 3).reshape(L * s * s, H // s, W // s)
+
+
+def from_phase_planes(planes, phases):
+    """(L s^2, H, W) -> (L, s H, s W), the inverse of phase_planes."""
+    if phases == 1:
+        return planes
+    Ls2, H, W = planes.shape
+    s = phases
+    return planes.reshape(Ls2 // (s * s), s, s, H, W).transpose(0, 3, 1, 4, 2).reshape(Ls2 // (s * s), H * s, W * s)
+
+
 def _tile_canvas(xp, tiles, window, step, L, dtype):
     """Zeros that hold every tile's window: the tiles start ``step`` apart and are ``window`` wide."""
     (th, tw), (nh, nw) = tiles, window
@@ -173,9 +192,11 @@ def winograd_filter_adjoint_add(dU, Gh, Gw, dtaps):
     dtaps += get_array_module(dU).einsum("ai,abco,bj->ijco", Gh, dU, Gw)
 
 
-def winograd_input(x, BTh, BTw, step, padding, tiles, out=None):
-    """x (L, H, W) -> V (n_h, n_w, th, tw, L): V[:, :, ty, tx] = B_h^T d B_w of every input tile d."""
+def winograd_input(x, BTh, BTw, step, padding, tiles, phases=1, out=None):
+    """x (L, H, W) -> V (n_h, n_w, th, tw, L): V[:, :, ty, tx] = B_h^T d B_w of every input tile d
+    (of the planes' phases: x (L / s^2, s H, s W) with s = phases)."""
     xp = get_array_module(x)
+    x = phase_planes(x, phases)
     L, H, W = x.shape
     xs = x.transpose(1, 2, 0)   # channels last: a tile is then one slice
     (nh, nw), (th, tw), (ph, pw) = (len(BTh), len(BTw)), tiles, padding
@@ -189,8 +210,9 @@ def winograd_input(x, BTh, BTw, step, padding, tiles, out=None):
     return V
 
 
-def winograd_output(M, ATh, ATw, size, out=None):
-    """M (n_h, n_w, th, tw, L) -> y (L, H_out, W_out): the output tile A_h^T M A_w of every tile, cropped to size."""
+def winograd_output(M, ATh, ATw, size, phases=1, out=None):
+    """M (n_h, n_w, th, tw, L) -> y (L, H_out, W_out): the output tile A_h^T M A_w of every tile, cropped to size
+    (written as the planes' phases: y (L / s^2, s H_out, s W_out) with s = phases)."""
     xp = get_array_module(M)
     _, _, th, tw, L = M.shape
     m = ATh.shape[0]
@@ -198,15 +220,18 @@ def winograd_output(M, ATh, ATw, size, out=None):
     for ty in range(th):
         for tx in range(tw):
             full[ty * m:(ty + 1) * m, tx * m:(tx + 1) * m] = xp.einsum("ia,abl,jb->ijl", ATh, M[:, :, ty, tx], ATw)
-    y = xp.empty((L, *size), dtype=M.dtype) if out is None else out
-    y[...] = full[:size[0], :size[1]].transpose(2, 0, 1)
-    return y
+    y = from_phase_planes(full[:size[0], :size[1]].transpose(2, 0, 1), phases)
+    if out is None:
+        return xp.ascontiguousarray(y)
+    out[...] = y
+    return out
 
 
-def winograd_output_adjoint(dy, ATh, ATw, tiles, out=None):
+def winograd_output_adjoint(dy, ATh, ATw, tiles, phases=1, out=None):
     """dy (L, H_out, W_out) -> dM (n_h, n_w, th, tw, L) = A_h dY A_w^T of every tile: winograd_output's adjoint
-    (the cropped rows and columns get no gradient)."""
+    (the cropped rows and columns get no gradient; dy (L / s^2, s H_out, s W_out) is read as its phases)."""
     xp = get_array_module(dy)
+    dy = phase_planes(dy, phases)
     L, H_out, W_out = dy.shape
     (th, tw), m = tiles, ATh.shape[0]
     full = xp.zeros((th * m, tw * m, L), dtype=dy.dtype)
@@ -218,9 +243,10 @@ def winograd_output_adjoint(dy, ATh, ATw, tiles, out=None):
     return dM
 
 
-def winograd_input_adjoint(dV, BTh, BTw, step, padding, size, out=None):
+def winograd_input_adjoint(dV, BTh, BTw, step, padding, size, phases=1, out=None):
     """dV (n_h, n_w, th, tw, L) -> dx (L, H, W): B_h dV B_w^T of every tile, added back onto the window it
-    came from (the windows overlap), then the padding cut off: winograd_input's adjoint."""
+    came from (the windows overlap), then the padding cut off: winograd_input's adjoint (written as the
+    planes' phases: dx (L / s^2, s H, s W) with s = phases)."""
     xp = get_array_module(dV)
     nh, nw, th, tw, L = dV.shape
     (H, W), (ph, pw) = size, padding
@@ -229,6 +255,8 @@ def winograd_input_adjoint(dV, BTh, BTw, step, padding, size, out=None):
         for tx in range(tw):
             window = padded[ty * step:ty * step + nh, tx * step:tx * step + nw]
             window += xp.einsum("ai,abl,bj->ijl", BTh, dV[:, :, ty, tx], BTw)
-    dx = xp.empty((L, H, W), dtype=dV.dtype) if out is None else out
-    dx[...] = padded[ph:ph + H, pw:pw + W].transpose(2, 0, 1)
-    return dx
+    dx = from_phase_planes(padded[ph:ph + H, pw:pw + W].transpose(2, 0, 1), phases)
+    if out is None:
+        return xp.ascontiguousarray(dx)
+    out[...] = dx
+    return out
