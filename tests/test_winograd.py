@@ -223,19 +223,24 @@ def test_it_is_chosen_where_it_was_measured_faster():
 
 
 def test_the_dcgan_takes_winograd_where_it_pays():
-    """Its one stride-1 layer (G.4, 256 -> 128 at 7x7) on the CPU's fast path; not the strided ones; and not
-    the readable path, which stays the textbook im2col."""
+    """On the CPU's fast path: its stride-1 layer (G.4, 256 -> 128 at 7x7) directly, the stride-2 ones with 64
+    channels or more (G.7, D.3) over their phases, and neither the first nor the last layer (one channel);
+    not the readable path, which stays the textbook im2col."""
     backend.seed(0)
-    generator, _ = models.build("dcgan")
+    generator, discriminator = models.build("dcgan")
     z = np.random.default_rng(0).standard_normal((4, 100)).astype(np.float32)
-    convolutions = {index: layer for index, layer in enumerate(generator.layers) if hasattr(layer, "stride")}
     previous = kernels.cpu_kernels()
+
+    def kinds(model):
+        return {index: type(layer.winograd).__name__ for index, layer in enumerate(model.layers)
+                if getattr(layer, "winograd", None) is not None}
     try:
         kernels.use_cpu_kernels("numba")
-        generator.forward(z)
-        assert {index for index, layer in convolutions.items() if layer.winograd is not None} == {4}
+        discriminator.forward(generator.forward(z))
+        assert kinds(generator) == {4: "WinogradConvolution", 7: "PhaseWinograd"}
+        assert kinds(discriminator) == {3: "PhaseWinograd"}
         kernels.use_cpu_kernels("numpy")
-        generator.forward(z)
-        assert convolutions[4].winograd is None
+        discriminator.forward(generator.forward(z))
+        assert kinds(generator) == kinds(discriminator) == {}
     finally:
         kernels.use_cpu_kernels(previous)

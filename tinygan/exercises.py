@@ -103,9 +103,9 @@ def _class_with_empty_backward(node: ast.ClassDef, lines: list[str]) -> str:
     backward = methods["backward"]
     # (first, last) line of each part left out: the other backwards, and forward's Winograd branch
     dropped = [(item.lineno, item.end_lineno) for item in node.body if isinstance(item, ast.FunctionDef)
-               and item.name.startswith("_backward")]
+               and (item.name.startswith("_backward") or item.name == "_winograd")]
     dropped += [(item.lineno, item.end_lineno) for item in methods["forward"].body
-                if isinstance(item, ast.If) and "winograd" in ast.unparse(item.test)]
+                if isinstance(item, ast.If) and "winograd" in ast.unparse(item)]
     result, skip_until = [], 0
     for number in range(node.lineno, node.end_lineno + 1):   # 1-based line numbers
         if number <= skip_until:

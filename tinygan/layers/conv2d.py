@@ -1,7 +1,8 @@
 """2-D convolution (cross-correlation, as in PyTorch's Conv2d)."""
-from .. import backend, init, kernels, winograd
+from .. import backend, init, kernels, polyphase, winograd
 from ..backend import get_array_module
 from ..kernels import col2im, im2col, matmul, output_size
+from ..polyphase import PhaseWinograd
 from ..winograd import WinogradConvolution
 from .layer import Layer, as_pair, positive_int
 
@@ -34,9 +35,11 @@ class Conv2D(Layer):
         dL/dcol   = W_mat^T @ dY,  and  dL/dx = col2im(dL/dcol)
     because im2col is linear and col2im is its adjoint (the transpose).
 
-    On the CPU's fast path a stride-1 layer where Winograd's convolution is
-    faster (winograd.fits: 5x5 kernels, 16 input channels or more, no more
-    outputs) computes the same y in fewer multiplications (tinygan/winograd.py).
+    On the CPU's fast path a layer where Winograd's convolution is faster
+    computes the same y in fewer multiplications: a stride-1 one directly
+    (winograd.fits: 5x5 kernels, 16 input channels or more, no more outputs;
+    tinygan/winograd.py), a stride-2 one over its input's four phases
+    (polyphase.fits; tinygan/polyphase.py).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
@@ -67,9 +70,9 @@ class Conv2D(Layer):
         self.readable, self.winograd = kernels.uses_reference(x), None
         if self.readable:
             return self.keep_output_shape(self._forward_readable(x))
-        if backend.device_of(x) == "cpu" and winograd.fits(self.kernel_size, self.stride, self.padding,
-                                                          self.in_channels, self.out_channels):
-            self.winograd = WinogradConvolution(self.kernel_size, self.padding, self.workspace)
+        if backend.device_of(x) == "cpu":
+            self.winograd = self._winograd((H, W))
+        if self.winograd is not None:
             y = self.winograd.forward(x, self.params["W"].transpose(2, 3, 1, 0))   # taps (kh, kw, C_in, C_out)
             if "b" in self.params:
                 y += self.params["b"].reshape(1, -1, 1, 1)
@@ -112,6 +115,15 @@ class Conv2D(Layer):
             return None
         dcol = matmul(W.reshape(self.out_channels, -1).T, dout_rows, out=self.workspace("dcol", col_rows.shape, dout))
         return col2im(dcol.reshape(self.col.shape), self.image_size, self.stride, self.padding)
+
+    def _winograd(self, image_size):
+        """Winograd's convolution where it is faster than im2col on the CPU (the class docstring), else None."""
+        if winograd.fits(self.kernel_size, self.stride, self.padding, self.in_channels, self.out_channels):
+            return WinogradConvolution(self.kernel_size, self.padding, self.workspace)
+        if polyphase.fits(self.kernel_size, self.stride, self.padding, image_size, self.in_channels,
+                          self.out_channels):
+            return PhaseWinograd(self.kernel_size, self.padding, self.workspace, transposed=False)
+        return None
 
     # The readable path: the docstring's formulas as written, no scratch buffers, no out= products. It runs
     # with the NumPy reference kernels (kernels.use_cpu_kernels('numpy')); the tests hold both paths to

@@ -1,7 +1,8 @@
 """2-D transposed convolution (PyTorch's ConvTranspose2d)."""
-from .. import backend, init, kernels, winograd
+from .. import backend, init, kernels, polyphase, winograd
 from ..backend import get_array_module
 from ..kernels import col2im, im2col, matmul
+from ..polyphase import PhaseWinograd
 from ..winograd import WinogradConvolution
 from .conv2d import from_rows, to_rows
 from .layer import Layer, as_pair, positive_int
@@ -29,6 +30,9 @@ class ConvTranspose2D(Layer):
     With stride 1 this is a convolution of x with the kernel flipped and its
     channel axes swapped, padded by k - 1 - padding; on the CPU's fast path it
     runs as Winograd's where that is faster (as Conv2D, tinygan/winograd.py).
+    With stride 2 and an output twice the input's size, the fast path can
+    compute it as Winograd's too, as the adjoint of that Conv2D over the
+    output's four phases (tinygan/polyphase.py).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
@@ -65,13 +69,10 @@ class ConvTranspose2D(Layer):
         self.readable, self.winograd = kernels.uses_reference(x), None
         if self.readable:
             return self.keep_output_shape(self._forward_readable(x, (H_out, W_out)))
-        # stride 1: the docstring's convolution with the flipped kernel, as Winograd's where that is faster
-        flipped_padding = tuple(k - 1 - p for k, p in zip(self.kernel_size, self.padding))
-        if backend.device_of(x) == "cpu" and winograd.fits(self.kernel_size, self.stride, flipped_padding,
-                                                          self.in_channels, self.out_channels):
-            self.winograd = WinogradConvolution(self.kernel_size, flipped_padding, self.workspace)
-            taps = self.params["W"][:, :, ::-1, ::-1].transpose(2, 3, 0, 1)   # (kh, kw, C_in, C_out)
-            y = self.winograd.forward(x, taps)
+        if backend.device_of(x) == "cpu":
+            self.winograd, self.winograd_taps = self._winograd((H, W), (H_out, W_out))
+        if self.winograd is not None:
+            y = self.winograd.forward(x, self.winograd_taps(self.params["W"]))
         else:
             self.x_rows = to_rows(x, out=self.workspace("x_rows", (self.in_channels, N * H * W), x))
             self.input_shape = x.shape
@@ -91,7 +92,7 @@ class ConvTranspose2D(Layer):
         if self.requires_grad and "b" in self.params:
             self.grads["b"] += dout.sum(axis=(0, 2, 3))
         if self.winograd is not None:
-            grad_taps = self.grads["W"][:, :, ::-1, ::-1].transpose(2, 3, 0, 1) if self.requires_grad else None
+            grad_taps = self.winograd_taps(self.grads["W"]) if self.requires_grad else None
             return self.winograd.backward(dout, grad_taps, self.needs_input_grad)
         W = self.params["W"]
         N, _, H, W_in = self.input_shape
@@ -105,6 +106,22 @@ class ConvTranspose2D(Layer):
             return None
         dx_rows = matmul(W.reshape(self.in_channels, -1), dcol_rows)
         return from_rows(dx_rows, N, H, W_in).copy()
+
+    def _winograd(self, image_size, output_size):
+        """Winograd's convolution where it is faster than im2col on the CPU, and the view of a weight-shaped array
+        that it takes as its taps; (None, None) elsewhere."""
+        # stride 1: the docstring's convolution of x with the flipped kernel
+        flipped_padding = tuple(k - 1 - p for k, p in zip(self.kernel_size, self.padding))
+        if winograd.fits(self.kernel_size, self.stride, flipped_padding, self.in_channels, self.out_channels):
+            return (WinogradConvolution(self.kernel_size, flipped_padding, self.workspace),
+                    lambda W: W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1))   # (kh, kw, C_in, C_out)
+        # stride 2, output exactly twice the input: the adjoint of the Conv2D (C_out -> C_in) with this weight
+        if (all(o == polyphase.STRIDE * i for o, i in zip(output_size, image_size))
+                and polyphase.fits(self.kernel_size, self.stride, self.padding, output_size, self.out_channels,
+                                   self.in_channels)):
+            return (PhaseWinograd(self.kernel_size, self.padding, self.workspace, transposed=True),
+                    lambda W: W.transpose(2, 3, 1, 0))                     # that Conv2D's taps
+        return None, None
 
     # The readable path (with kernels.use_cpu_kernels('numpy')): the docstring's formulas as written.
 
