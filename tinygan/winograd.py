@@ -146,7 +146,6 @@ class WinogradConvolution:
         is given (a (kh, kw, C_in, C_out) view of the layer's weight gradient), dL/dtaps is added into it."""
         (s_in, s_out), m = self.phases, self.m
         N, C, H, W, O, th, tw = self.shapes
-        H_out, W_out = dy.shape[2] // s_out, dy.shape[3] // s_out
         nh, nw = self.BTh.shape[0], self.BTw.shape[0]
         ATh, ATw, BTh, BTw, Gh, Gw = self._matrices(dy.dtype)
         dM = self.workspace("winograd_M", (nh * nw, th * tw * N, O), dy)
