@@ -401,7 +401,8 @@ def print_report(report):
                 t = row[name]
                 say(f"  {row['arch']:<6} batch {row['batch']:<4} {label:<8} {ms(t)}  {t['images_per_second']:7.0f} img/s  "
                     f"epoch {t['epoch_seconds']:6.1f} s  {t['gflops']:6.1f} GFLOP/s "
-                    f"({t['gflops'] / peak['gflops']:.0%} of the matrix-product ceiling)")
+                    f"({t['gflops'] / peak['gflops']:.0%} of the matrix-product ceiling, counting the direct "
+                    f"convolutions' FLOP)")
         if "ratio_to_torch" in row:
             ratio = row["ratio_to_torch"]
             ways = ", ".join(f"{way} {seconds * 1e3:.1f} ms" for way, seconds in row["torch_ways_median"].items())

@@ -38,8 +38,10 @@ results differ from a direct convolution's by about 1e-5 of their size
 (25 times im2col's difference), and float64 ones by about 1e-14. cuDNN's
 Winograd kernels make the same trade. It runs on the CPU's fast path
 (kernels.use_cpu_kernels('numba')) for the stride-1 layers where it is
-faster than im2col (fits() below); everything else keeps im2col, and the
-GPU, where a step's time is kernel launches, not arithmetic, keeps it too.
+faster than im2col (fits() below), and, as F(4x4, 3x3) over their images'
+phases, for the stride-2 ones where that is (tinygan/polyphase.py);
+everything else keeps im2col, and the GPU, where a step's time is kernel
+launches, not arithmetic, keeps it too.
 """
 from functools import lru_cache
 
