@@ -134,7 +134,7 @@ def test_the_backward_transforms_are_the_adjoints(geometry):
 @pytest.fixture
 def winograd_everywhere(monkeypatch):
     """Every layer that Winograd's module can compute takes it, whatever its taps and channels."""
-    monkeypatch.setattr(winograd, "fits", lambda kernel_size, stride, padding, *channels:
+    monkeypatch.setattr(winograd, "fits", lambda kernel_size, stride, padding, *channels, **options:
                         winograd.computes(kernel_size, stride, padding))
     previous = kernels.cpu_kernels()
     kernels.use_cpu_kernels("numba")
@@ -198,25 +198,31 @@ def test_winograd_backward_skips_what_is_not_asked_for(winograd_everywhere):
     assert layer.backward(dy) is None and layer.grads["W"].any()
 
 
-def test_float32_error_is_as_documented():
-    """G.4's shape in float32 against the float64 direct convolution: within 3e-5 of the output's size
-    (the module docstring says about 1e-5; im2col's float32 is about 25 times closer)."""
+@pytest.mark.parametrize("kernel", [5, 3])
+def test_float32_error_is_as_documented(kernel):
+    """G.4's shape in float32 against the float64 direct convolution, as F(2x2, 5x5) and F(4x4, 3x3): within
+    3e-5 of the output's size (the module docstring says about 1e-5; im2col's float32 is about 25 times
+    closer)."""
     rng = np.random.default_rng(0)
-    layer = ConvTranspose2D(256, 128, 5, stride=1, padding=2, bias=False)
+    layer = ConvTranspose2D(256, 128, kernel, stride=1, padding=kernel // 2, bias=False)
     x = rng.standard_normal((2, 256, 7, 7)).astype(np.float32)
     y = layer.forward(x)
-    assert layer.winograd is not None
+    assert layer.winograd is not None and layer.winograd.m == winograd.output_tile_for((kernel, kernel))
     expected = conv_transpose2d_loops(x.astype(np.float64), layer.params["W"].astype(np.float64), np.zeros(128),
-                                      (1, 1), (2, 2))
+                                      (1, 1), (kernel // 2, kernel // 2))
     assert np.abs(y - expected).max() < 3e-5 * np.abs(expected).max()
 
 
 def test_it_is_chosen_where_it_was_measured_faster():
-    assert winograd.fits((5, 5), (1, 1), (2, 2), 256, 128)        # G.4
+    assert winograd.fits((5, 5), (1, 1), (2, 2), 256, 128, transposed=True)   # G.4
+    assert winograd.fits((3, 3), (1, 1), (1, 1), 256, 128, transposed=True)   # G.4 with 3x3 kernels
     assert winograd.fits((5, 5), (1, 1), (2, 2), 64, 1)           # UpSample's last convolution
+    assert winograd.fits((3, 3), (1, 1), (1, 1), 128, 64)
+    assert winograd.fits((5, 5), (1, 1), (2, 2), 16, 64, transposed=True)
     assert not winograd.fits((5, 5), (1, 1), (2, 2), 16, 64)      # more outputs than inputs
+    assert not winograd.fits((5, 5), (1, 1), (2, 2), 64, 1, transposed=True)  # im2col's columns: 1 channel
     assert not winograd.fits((5, 5), (1, 1), (2, 2), 8, 8)        # too few channels
-    assert not winograd.fits((3, 3), (1, 1), (1, 1), 256, 128)    # 3x3: mixed, im2col
+    assert not winograd.fits((4, 4), (1, 1), (1, 1), 256, 128)    # 4 taps: not measured faster
     assert not winograd.fits((5, 5), (2, 2), (2, 2), 256, 128)    # strided
     assert not winograd.fits((5, 5), (1, 1), (5, 5), 256, 128)    # more padding than taps - 1
     assert not winograd.computes((7, 7), (1, 1), (3, 3))          # beyond the points' reach

@@ -54,14 +54,17 @@ OUTPUT_TILE = 2                       # m: outputs per tile along each axis
 POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)  # and infinity: exact in float, small entries in A^T and B^T
 TAPS = range(3, len(POINTS) + 2 - OUTPUT_TILE + 1)   # 3 to 5 taps: n = m + r - 1 points, infinity included
 # Where it pays on the CPU, measured against im2col over forward and backward (64 images, 2 cores):
-# 5x5 kernels with 16 input channels or more and no more output channels than input ones. There it
-# took 0.48 to 0.88 of the time (256 -> 128 at 7x7, G.4: 0.70; 128 -> 64 at 14x14: 0.54; 16 -> 16 at
-# 28x28: 0.82; 64 -> 1: 0.81). With more outputs than inputs the products over few input channels
-# run slowly and the output transforms grow (16 -> 64 at 14x14: 1.48; 1 -> 64: 6.7), and with under
-# 16 inputs the transforms cost more than the products save (8 -> 8: 1.06). 3x3 kernels save fewer
-# multiplications (2.25 times, not 2.78) and gained only from 64 channels up, 0.75 to 0.87, losing
-# elsewhere (32 -> 64 at 14x14: 1.22); they keep im2col.
-FAST_TAPS = (5,)
+# 5x5 and 3x3 kernels with 16 input channels or more, and no more output channels than input ones in
+# a Conv2D, or at least half as many in a ConvTranspose2D (im2col's columns hold a Conv2D's input
+# channels but a ConvTranspose2D's output channels, so few outputs make the transposed one's cheap).
+# 5x5 took 0.48 to 0.88 of im2col's time there (256 -> 128 at 7x7, G.4: 0.70; 128 -> 64 at 14x14:
+# 0.54; 64 -> 1: 0.81; ConvTranspose2D 16 -> 64 at 14x14: 0.50), 3x3 as F(4x4, 3x3) 0.43 to 0.88
+# (G.4's shape: 0.57; 128 -> 64 at 14x14: 0.64; 64 -> 1 at 28x28: 0.61-0.70). It lost with more
+# outputs than inputs in a Conv2D, whose products over few input channels run slowly while the output
+# transforms grow (5x5 16 -> 64 at 14x14: 1.48; 3x3 16 -> 64: 1.17), with under 16 inputs, where the
+# transforms cost more than the products save (5x5 8 -> 8: 1.06; 1 -> 64: 6.7), and in a
+# ConvTranspose2D with few outputs (64 -> 1 at 28x28: 8.2 for 5x5, 3.6 for 3x3; 64 -> 16: 1.13 and 0.94).
+FAST_TAPS = (3, 5)
 MIN_CHANNELS = 16
 
 
@@ -91,10 +94,20 @@ def computes(kernel_size, stride, padding):
             and all(0 <= p <= k - 1 for k, p in zip(kernel_size, padding)))
 
 
-def fits(kernel_size, stride, padding, in_channels, out_channels):
-    """Whether it computes this convolution faster than im2col does, on the CPU (measured: see FAST_TAPS)."""
-    return (computes(kernel_size, stride, padding) and all(k in FAST_TAPS for k in kernel_size)
-            and MIN_CHANNELS <= in_channels and out_channels <= in_channels)
+def fits(kernel_size, stride, padding, in_channels, out_channels, transposed=False):
+    """Whether it computes this convolution (a ConvTranspose2D's where ``transposed``) faster than im2col
+    does, on the CPU (measured: see FAST_TAPS)."""
+    if not (computes(kernel_size, stride, padding) and all(k in FAST_TAPS for k in kernel_size)
+            and MIN_CHANNELS <= in_channels):
+        return False
+    return in_channels <= 2 * out_channels if transposed else out_channels <= in_channels
+
+
+def output_tile_for(kernel_size):
+    """m for a kernel: 4 for 3x3, F(4x4, 3x3) with 36 multiplications per 16 outputs instead of 144
+    (F(2x2, 3x3) saves 2.25 times, not 4, for transforms that cost about as much per value); 2 otherwise,
+    F(2x2, 4 or 5 taps). Both use at most the six points."""
+    return 4 if tuple(kernel_size) == (3, 3) else OUTPUT_TILE
 
 
 def tile_count(size, taps, padding, m=OUTPUT_TILE):
@@ -115,10 +128,10 @@ class WinogradConvolution:
     backward overwrites V (a layer allows one backward per forward).
     """
 
-    def __init__(self, kernel_size, padding, workspace, output_tile=OUTPUT_TILE, phases=(1, 1)):
+    def __init__(self, kernel_size, padding, workspace, output_tile=None, phases=(1, 1)):
         self.kernel_size, self.padding, self.workspace = tuple(kernel_size), tuple(padding), workspace
-        self.m, self.phases = output_tile, tuple(phases)
-        (self.ATh, self.Gh, self.BTh), (self.ATw, self.Gw, self.BTw) = (matrices(k, output_tile)
+        self.m, self.phases = output_tile or output_tile_for(kernel_size), tuple(phases)
+        (self.ATh, self.Gh, self.BTh), (self.ATw, self.Gw, self.BTw) = (matrices(k, self.m)
                                                                          for k in self.kernel_size)
 
     def forward(self, x, taps):

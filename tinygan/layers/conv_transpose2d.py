@@ -112,7 +112,8 @@ class ConvTranspose2D(Layer):
         that it takes as its taps; (None, None) elsewhere."""
         # stride 1: the docstring's convolution of x with the flipped kernel
         flipped_padding = tuple(k - 1 - p for k, p in zip(self.kernel_size, self.padding))
-        if winograd.fits(self.kernel_size, self.stride, flipped_padding, self.in_channels, self.out_channels):
+        if winograd.fits(self.kernel_size, self.stride, flipped_padding, self.in_channels, self.out_channels,
+                         transposed=True):
             return (WinogradConvolution(self.kernel_size, flipped_padding, self.workspace),
                     lambda W: W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1))   # (kh, kw, C_in, C_out)
         # stride 2, output exactly twice the input: the adjoint of the Conv2D (C_out -> C_in) with this weight
