@@ -1,16 +1,16 @@
 """Winograd's minimal filtering: a stride-1 convolution in fewer multiplications (Lavin and Gray, 2016).
 
-Two outputs of a 1-D correlation with an r-tap filter g,
-    y[i] = sum_k d[i + k] g[k]        (i = 0, 1;  d has n = r + 1 values),
-take 2r multiplications directly. Read g and a 2-tap output window as
+m outputs of a 1-D correlation with an r-tap filter g,
+    y[i] = sum_k d[i + k] g[k]        (i < m;  d has n = m + r - 1 values),
+take m r multiplications directly. Read g and an m-tap output window as
 polynomials: y is a coefficient-window of their product, and a product of
 polynomials is cheap at points: evaluate both at n points, multiply the n
 values pairwise, interpolate. Written as matrices (the transposition
 principle turns the convolution algorithm into one for correlation),
-    y = A^T [(G g) * (B^T d)]         (* elementwise: n multiplications, not 2r)
+    y = A^T [(G g) * (B^T d)]         (* elementwise: n multiplications, not m r)
 with, for the finite points a_j and the point at infinity (a polynomial's
 leading coefficient),
-    A^T[i, j] = a_j^i                       (A^T[:, inf] = [0, 1])
+    A^T[i, j] = a_j^i                       (A^T[:, inf] = [0, ..., 0, 1])
     G[j, k]   = a_j^k / prod_{l != j}(a_j - a_l)   (G[inf] = [0, ..., 0, 1])
     B^T[j]    = the coefficients of prod_{l != j}(x - a_l)   (B^T[inf]: of prod_l (x - a_l))
 (matrices() builds them; the tests check y for every d and g). With the
@@ -18,8 +18,10 @@ points 0, 1, -1, 2, -2 and infinity, B^T and A^T are small integers and all
 fractions sit in G, which is applied to the weights once per step.
 
 In 2-D the transform is applied along both axes of an n x n input tile, for
-a 2 x 2 output tile:  Y = A^T [(G g G^T) * (B^T d B)] A.  A 5x5 kernel then
-costs 36 multiplications per 4 outputs instead of 100. Over a whole layer
+an m x m output tile:  Y = A^T [(G g G^T) * (B^T d B)] A.  A 5x5 kernel with
+m = 2 then costs 36 multiplications per 4 outputs instead of 100, and a 3x3
+one with m = 4, on the same six points, 36 per 16 instead of 144
+(output_tile_for). Over a whole layer
 the elementwise products of every tile, channel and filter become, for each
 of the n x n points, one matrix product that sums over the input channels:
     V[p] = B^T d B of every tile        (tiles, C_in)
