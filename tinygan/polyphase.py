@@ -12,8 +12,8 @@ planes x_ab, so a layer with C_in channels becomes one with 4 C_in, and a 5x5 ke
 becomes 3x3 taps with padding 1 (t = 0, 1, 2 for a = 0; t = 0, 1 and a zero for a = 1). Every tap is
 used exactly once, so this is an exact rewriting, not an approximation.
 
-The stride-1 form can use Winograd's F(4x4, 3x3) (tinygan/winograd.py; the same six points as
-F(2x2, 5x5), so the same input transform): 36 multiplications per 16 outputs. For the dcgan's D.3
+The stride-1 form can use Winograd's F(4x4, 3x3) (tinygan/winograd.py): 36 multiplications per 16
+outputs instead of 144. For the dcgan's D.3
 (64 -> 128 channels, 14x14 -> 7x7) that is 0.3 billion multiply-adds a pass, against im2col's 0.64
 billion, even though a quarter of the phase taps are zeros and the 7x7 output is computed as 8x8.
 
@@ -29,7 +29,7 @@ import numpy as np
 from .winograd import WinogradConvolution
 
 STRIDE = 2
-OUTPUT_TILE, TAPS = 4, 3    # F(4x4, 3x3): 4 + 3 - 1 = 6 points, those of winograd.POINTS
+TAPS = 3    # F(4x4, 3x3): winograd.OUTPUT_TILE + 3 - 1 = 6 points
 # Where it pays on the CPU, measured against im2col over forward and backward (64 images, 2 cores):
 # 5x5 kernels with 8 channels or more on both sides. There it took 0.59 to 0.96 of the time (D.3,
 # 64 -> 128 at 14x14: 0.70; G.7, 128 -> 64 at 7x7: 0.72; 32 -> 64 at 14x14: 0.88; 8 -> 8 at 28x28:
@@ -84,9 +84,9 @@ class PhaseWinograd:
             axis_taps(k, p) for k, p in zip(kernel_size, padding))
         self.transposed, self.workspace = transposed, workspace
         if transposed:   # the adjoint: flipped, transposed taps and padding R - 1 - P, writing the phases
-            self.winograd = WinogradConvolution((R, R), (R - 1 - Ph, R - 1 - Pw), workspace, OUTPUT_TILE, (1, 2))
+            self.winograd = WinogradConvolution((R, R), (R - 1 - Ph, R - 1 - Pw), workspace, phases=(1, 2))
         else:
-            self.winograd = WinogradConvolution((R, R), (Ph, Pw), workspace, OUTPUT_TILE, (2, 1))
+            self.winograd = WinogradConvolution((R, R), (Ph, Pw), workspace, phases=(2, 1))
 
     def forward(self, x, kernel):
         """x (N, C, H, W) -> y: the strided correlation's output, or, transposed, its adjoint's."""

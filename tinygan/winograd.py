@@ -13,31 +13,36 @@ leading coefficient),
     A^T[i, j] = a_j^i                       (A^T[:, inf] = [0, ..., 0, 1])
     G[j, k]   = a_j^k / prod_{l != j}(a_j - a_l)   (G[inf] = [0, ..., 0, 1])
     B^T[j]    = the coefficients of prod_{l != j}(x - a_l)   (B^T[inf]: of prod_l (x - a_l))
-(matrices() builds them; the tests check y for every d and g). With the
-points 0, 1, -1, 2, -2 and infinity, B^T and A^T are small integers and all
-fractions sit in G, which is applied to the weights once per step.
+(matrices() builds them; the tests check y for every d and g). This module
+takes m = 4 outputs per tile and the points 0, 1, -1, 2, -2, 1/2, -1/2 and
+infinity, as many as a 5-tap filter needs (n = 8): powers of two and small
+integers, so that A^T and B^T hold binary fractions, exact in floating
+point (B^T's largest entry is 5.25), and the remaining fractions sit in G,
+which is applied to the weights once per step. Fewer taps use the first of
+these points (a 3-tap filter the first five and infinity).
 
 In 2-D the transform is applied along both axes of an n x n input tile, for
-an m x m output tile:  Y = A^T [(G g G^T) * (B^T d B)] A.  A 5x5 kernel with
-m = 2 then costs 36 multiplications per 4 outputs instead of 100, and a 3x3
-one with m = 4, on the same six points, 36 per 16 instead of 144
-(output_tile_for). Over a whole layer
+an m x m output tile:  Y = A^T [(G g G^T) * (B^T d B)] A.  A 5x5 kernel then
+costs 64 multiplications per 16 outputs instead of 400, a 3x3 one 36 instead
+of 144. (Two outputs per tile, F(2x2, 5x5) on six points, would take 36 per 4:
+2.8 times fewer than directly, not 6.3; it measured 1.3 to 1.9 times slower than
+F(4x4, 5x5) here.) Over a whole layer
 the elementwise products of every tile, channel and filter become, for each
 of the n x n points, one matrix product that sums over the input channels:
     V[p] = B^T d B of every tile        (tiles, C_in)
     U[p] = G g G^T of every filter      (C_in, C_out)
     M[p] = V[p] @ U[p]                  (tiles, C_out)
     y    = A^T M A of every tile
-The dcgan's G.4 (256 -> 128 channels, 7x7, 5x5 kernel) does 1.2 billion
-multiply-adds per pass this way, against im2col's 2.6 billion.
+The dcgan's G.4 (256 -> 128 channels, 7x7, 5x5 kernel, 8x8 outputs computed)
+does 0.54 billion multiply-adds per pass this way, against im2col's 2.6 billion.
 
 Backward is the adjoint of each stage, in reverse (all are linear):
     dM = A dY A^T,   dU[p] = V[p]^T @ dM[p],   dV[p] = dM[p] @ U[p]^T,
     dg = G^T dU G,   dx = B dV B^T added back onto the overlapping tiles.
 
-The price is rounding: B^T's entries up to 5 and G's fractions make float32
+The price is rounding: B^T's entries up to 5.25 and G's fractions make float32
 results differ from a direct convolution's by about 1e-5 of their size
-(25 times im2col's difference), and float64 ones by about 1e-14. cuDNN's
+(30 times im2col's difference), and float64 ones by about 1e-14. cuDNN's
 Winograd kernels make the same trade. It runs on the CPU's fast path
 (kernels.use_cpu_kernels('numba')) for the stride-1 layers where it is
 faster than im2col (fits() below), and, as F(4x4, 3x3) over their images'
@@ -52,22 +57,22 @@ from numpy.polynomial import polynomial
 
 from . import kernels
 
-OUTPUT_TILE = 2                       # m: outputs per tile along each axis
-POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)  # and infinity: exact in float, small entries in A^T and B^T
+OUTPUT_TILE = 4                                  # m: outputs per tile along each axis
+POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)  # and infinity: binary fractions, exact in A^T and B^T
 TAPS = range(3, len(POINTS) + 2 - OUTPUT_TILE + 1)   # 3 to 5 taps: n = m + r - 1 points, infinity included
-# Where it pays on the CPU, measured against im2col over forward and backward (64 images, 2 cores):
-# 5x5 and 3x3 kernels with 16 input channels or more, and no more output channels than input ones in
-# a Conv2D, or at least half as many in a ConvTranspose2D (im2col's columns hold a Conv2D's input
-# channels but a ConvTranspose2D's output channels, so few outputs make the transposed one's cheap).
-# 5x5 took 0.48 to 0.88 of im2col's time there (256 -> 128 at 7x7, G.4: 0.70; 128 -> 64 at 14x14:
-# 0.54; 64 -> 1: 0.81; ConvTranspose2D 16 -> 64 at 14x14: 0.50), 3x3 as F(4x4, 3x3) 0.43 to 0.88
-# (G.4's shape: 0.57; 128 -> 64 at 14x14: 0.64; 64 -> 1 at 28x28: 0.61-0.70). It lost with more
-# outputs than inputs in a Conv2D, whose products over few input channels run slowly while the output
-# transforms grow (5x5 16 -> 64 at 14x14: 1.48; 3x3 16 -> 64: 1.17), with under 16 inputs, where the
-# transforms cost more than the products save (5x5 8 -> 8: 1.06; 1 -> 64: 6.7), and in a
-# ConvTranspose2D with few outputs (64 -> 1 at 28x28: 8.2 for 5x5, 3.6 for 3x3; 64 -> 16: 1.13 and 0.94).
-FAST_TAPS = (3, 5)
-MIN_CHANNELS = 16
+# Where it pays on the CPU, measured against im2col over forward and backward (64 images, 2 cores).
+# im2col's columns hold a Conv2D's input channels but a ConvTranspose2D's output channels, so a
+# transposed layer with few outputs has cheap columns, and the rule depends on the direction:
+#   kernel: (fewest input channels, most output channels per input one in a Conv2D, most input
+#            channels per output one in a ConvTranspose2D); None: no limit
+FAST_KERNELS = {5: (8, None, 4), 3: (16, 1, 2)}
+# 5x5 took 0.29 to 0.88 of im2col's time there (G.4, ConvTranspose2D 256 -> 128 at 7x7: 0.42; 128 ->
+# 64 at 14x14: 0.36; 64 -> 1 at 28x28: 0.37; 16 -> 16 at 28x28: 0.31 to 0.42; 16 -> 64 at 14x14: 0.88),
+# and lost with a single input channel (1 -> 64: 3.3) or in a transposed layer with few outputs
+# (64 -> 8 at 28x28: 1.15; 64 -> 1: 3.2). 3x3 gains less, with 4 times fewer multiplications than
+# directly where 5x5 has 6.25: 0.43 to 0.88 (G.4's shape 0.57; 128 -> 64 at 14x14: 0.64; 64 -> 1 at
+# 28x28: 0.61 to 0.70), even or losing with fewer inputs or more outputs (16 -> 64 at 14x14: 0.97 to
+# 1.17; 8 -> 32: 1.16; 4 -> 16: 1.25) and in transposed layers with few outputs (64 -> 8: 1.43).
 
 
 @lru_cache(maxsize=None)
@@ -98,18 +103,16 @@ def computes(kernel_size, stride, padding):
 
 def fits(kernel_size, stride, padding, in_channels, out_channels, transposed=False):
     """Whether it computes this convolution (a ConvTranspose2D's where ``transposed``) faster than im2col
-    does, on the CPU (measured: see FAST_TAPS)."""
-    if not (computes(kernel_size, stride, padding) and all(k in FAST_TAPS for k in kernel_size)
-            and MIN_CHANNELS <= in_channels):
+    does, on the CPU (measured: see FAST_KERNELS)."""
+    rule = FAST_KERNELS.get(kernel_size[0]) if kernel_size[0] == kernel_size[1] else None
+    if rule is None or not computes(kernel_size, stride, padding):
         return False
-    return in_channels <= 2 * out_channels if transposed else out_channels <= in_channels
-
-
-def output_tile_for(kernel_size):
-    """m for a kernel: 4 for 3x3, F(4x4, 3x3) with 36 multiplications per 16 outputs instead of 144
-    (F(2x2, 3x3) saves 2.25 times, not 4, for transforms that cost about as much per value); 2 otherwise,
-    F(2x2, 4 or 5 taps). Both use at most the six points."""
-    return 4 if tuple(kernel_size) == (3, 3) else OUTPUT_TILE
+    fewest, outputs_per_input, inputs_per_output = rule
+    if in_channels < fewest:
+        return False
+    if transposed:
+        return in_channels <= inputs_per_output * out_channels
+    return outputs_per_input is None or out_channels <= outputs_per_input * in_channels
 
 
 def tile_count(size, taps, padding, m=OUTPUT_TILE):
@@ -122,7 +125,7 @@ class WinogradConvolution:
     """y[n, o] = sum_c x[n, c] (*) g[:, :, c, o], stride 1, zero padding ``padding``: the taps
     g (kh, kw, C_in, C_out) are given at each call (the layers pass views of their weights).
 
-    F(m x m, taps) with m = ``output_tile``. ``phases`` = (s_in, s_out) lets the input's planes be read, and
+    F(4x4, taps). ``phases`` = (s_in, s_out) lets the input's planes be read, and
     the output's written, as their s x s phases (tinygan/polyphase.py): x (N, C_in / s_in^2, s_in H, s_in W)
     and y (N, C_out / s_out^2, s_out H_out, s_out W_out), with no copy in between.
 
@@ -130,15 +133,14 @@ class WinogradConvolution:
     backward overwrites V (a layer allows one backward per forward).
     """
 
-    def __init__(self, kernel_size, padding, workspace, output_tile=None, phases=(1, 1)):
+    def __init__(self, kernel_size, padding, workspace, phases=(1, 1)):
         self.kernel_size, self.padding, self.workspace = tuple(kernel_size), tuple(padding), workspace
-        self.m, self.phases = output_tile or output_tile_for(kernel_size), tuple(phases)
-        (self.ATh, self.Gh, self.BTh), (self.ATw, self.Gw, self.BTw) = (matrices(k, self.m)
-                                                                         for k in self.kernel_size)
+        self.phases = tuple(phases)
+        (self.ATh, self.Gh, self.BTh), (self.ATw, self.Gw, self.BTw) = (matrices(k) for k in self.kernel_size)
 
     def forward(self, x, taps):
         """x (N, C_in, H, W), taps (kh, kw, C_in, C_out) -> y (N, C_out, H_out, W_out) (phases: class docstring)."""
-        (s_in, s_out), m = self.phases, self.m
+        (s_in, s_out), m = self.phases, OUTPUT_TILE
         N, C, H, W = x.shape[0], x.shape[1] * s_in**2, x.shape[2] // s_in, x.shape[3] // s_in
         O = taps.shape[3]
         (H_out, th), (W_out, tw) = (tile_count(size, k, p, m) for size, k, p
@@ -161,7 +163,7 @@ class WinogradConvolution:
     def backward(self, dy, grad_taps=None, input_grad=True):
         """dy (N, C_out, H_out, W_out) -> dx (N, C_in, H, W), or None unless ``input_grad``; where ``grad_taps``
         is given (a (kh, kw, C_in, C_out) view of the layer's weight gradient), dL/dtaps is added into it."""
-        (s_in, s_out), m = self.phases, self.m
+        (s_in, s_out), m = self.phases, OUTPUT_TILE
         N, C, H, W, O, th, tw = self.shapes
         nh, nw = self.BTh.shape[0], self.BTw.shape[0]
         ATh, ATw, BTh, BTw, Gh, Gw = self._matrices(dy.dtype)

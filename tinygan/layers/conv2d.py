@@ -37,9 +37,9 @@ class Conv2D(Layer):
 
     On the CPU's fast path a layer where Winograd's convolution is faster
     computes the same y in fewer multiplications: a stride-1 one directly
-    (winograd.fits: 5x5 or 3x3 kernels, 16 input channels or more, no more
-    outputs; tinygan/winograd.py), a stride-2 one over its input's four
-    phases (polyphase.fits; tinygan/polyphase.py).
+    (winograd.fits: 5x5 kernels with 8 input channels or more, 3x3 ones with
+    16 or more and no more outputs; tinygan/winograd.py), a stride-2 one over
+    its input's four phases (polyphase.fits; tinygan/polyphase.py).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
