@@ -25,7 +25,7 @@ In 2-D the transform is applied along both axes of an n x n input tile, for
 an m x m output tile:  Y = A^T [(G g G^T) * (B^T d B)] A.  A 5x5 kernel then
 costs 64 multiplications per 16 outputs instead of 400, a 3x3 one 36 instead
 of 144. (Two outputs per tile, F(2x2, 5x5) on six points, would take 36 per 4:
-2.8 times fewer than directly, not 6.3; it measured 1.3 to 1.9 times slower than
+2.8 times fewer than directly, not 6.25; it measured 1.3 to 1.9 times slower than
 F(4x4, 5x5) here.) Over a whole layer
 the elementwise products of every tile, channel and filter become, for each
 of the n x n points, one matrix product that sums over the input channels:
