@@ -69,7 +69,13 @@ def test_a_study_runs_end_to_end_resumes_after_ctrl_c_and_summarises(tmp_path):
     for line in process.stdout:
         if line.startswith("finished vanilla-vs-dcgan/mlp seed 0"):
             break
-    time.sleep(2)
+    # at the dcgan run's start, when its config is written: its one epoch is two steps, and a Ctrl-C that
+    # comes after the second has begun lets the epoch finish (tinygan/interrupts.py), so a fixed pause
+    # after the first run raced with the second one's speed
+    config = tmp_path / "vanilla-vs-dcgan" / "dcgan" / "seed-0" / "config.json"
+    deadline = time.monotonic() + 120
+    while not config.is_file() and time.monotonic() < deadline:
+        time.sleep(0.01)
     os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
