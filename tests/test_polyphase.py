@@ -1,13 +1,13 @@
-"""A stride-2 convolution over its image's phases: the tap tables against the strided sum they rewrite, the
-layers that take it against direct loops and central differences, its float32 error, and where it is chosen."""
+"""A stride-2 convolution over its image's phases: the tap tables against the strided sum they rewrite, its
+float32 error, and where it is chosen. The layers that take it are tested against direct loops and central
+differences with the stride-1 ones, in tests/test_winograd.py."""
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinygan import ConvTranspose2D, Conv2D, backend, kernels, polyphase
+from tinygan import ConvTranspose2D, Conv2D, kernels, polyphase
 from tinygan.layers.direct import conv2d_loops, conv_transpose2d_loops
-from gradcheck import check_layer_gradients
 
 
 @given(kernel=st.integers(1, 7), padding=st.integers(0, 4), half=st.integers(1, 6), seed=st.integers(0, 999))
@@ -25,85 +25,6 @@ def test_the_phase_taps_rewrite_the_strided_correlation(kernel, padding, half, s
         over_phases = sum(phase_taps[t, a] * x[a::2][i + t - P] for t in range(R) for a in range(2)
                           if 0 <= i + t - P < half)
         assert strided == pytest.approx(over_phases, abs=1e-12)
-
-
-@pytest.fixture
-def phases_everywhere(monkeypatch):
-    """Every stride-2 layer whose geometry the phases compute takes them, whatever its kernel and channels."""
-    monkeypatch.setattr(polyphase, "fits", lambda kernel_size, stride, padding, image_size, *channels:
-                        polyphase.computes(kernel_size, stride, padding, image_size))
-    previous = kernels.cpu_kernels()
-    kernels.use_cpu_kernels("numba")
-    yield
-    kernels.use_cpu_kernels(previous)
-
-
-# (kernel, padding, output_padding): the geometries with 3 phase taps and an output of exactly half (or, for
-# the transposed convolution, twice) the input, the dcgan's first; and one that only a Conv2D has (its
-# output is 2 pixels smaller than half; no output_padding makes a transposed one double)
-GEOMETRIES = [(5, 2, 1), (4, 1, 0), (6, 2, 0)]
-CONV2D_ONLY = [(5, 0, None)]
-
-
-@st.composite
-def strided_geometry(draw):
-    transposed = draw(st.booleans())
-    choices = GEOMETRIES if transposed else GEOMETRIES + CONV2D_ONLY
-    (kernel, padding, output_padding), (kernel_w, padding_w, output_padding_w) = (
-        draw(st.sampled_from(choices)), draw(st.sampled_from(choices)))
-    # the smaller image's size (with no padding, a 5x5 kernel needs 6 input pixels)
-    half = tuple(draw(st.integers(3 if p == 0 else 1, 4)) for p in (padding, padding_w))
-    return dict(transposed=transposed, batch=draw(st.integers(1, 3)),
-                channels=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
-                image=half if transposed else tuple(2 * n for n in half), kernel=(kernel, kernel_w),
-                padding=(padding, padding_w), output_padding=(output_padding, output_padding_w),
-                bias=draw(st.booleans()), seed=draw(st.integers(0, 2**32 - 1)))
-
-
-def phase_layer(g, x):
-    """The geometry's Conv2D or ConvTranspose2D, run forward on x once; it must have taken the phases."""
-    backend.seed(g["seed"])
-    if g["transposed"]:
-        layer = ConvTranspose2D(*g["channels"], g["kernel"], 2, g["padding"], g["output_padding"], bias=g["bias"])
-    else:
-        layer = Conv2D(*g["channels"], g["kernel"], 2, g["padding"], bias=g["bias"])
-    if "b" in layer.params:   # a zero bias would hide a bias bug
-        layer.params["b"][...] = np.random.default_rng(0).standard_normal(layer.out_channels)
-    layer.forward(x)
-    assert isinstance(layer.winograd, polyphase.PhaseWinograd)
-    return layer
-
-
-@given(g=strided_geometry())
-def test_phase_layers_match_direct_loops(phases_everywhere, float64, g):
-    x = np.random.default_rng(g["seed"]).standard_normal((g["batch"], g["channels"][0], *g["image"]))
-    layer = phase_layer(g, x)
-    W, b = layer.params["W"], layer.params.get("b", np.zeros(layer.out_channels))
-    if g["transposed"]:
-        expected = conv_transpose2d_loops(x, W, b, (2, 2), g["padding"], g["output_padding"])
-    else:
-        expected = conv2d_loops(x, W, b, (2, 2), g["padding"])
-    np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-12)
-
-
-@given(g=strided_geometry())
-def test_phase_layer_gradients(phases_everywhere, float64, g):
-    x = np.random.default_rng(g["seed"]).standard_normal((g["batch"], g["channels"][0], *g["image"]))
-    check_layer_gradients(phase_layer(g, x), x)
-
-
-@pytest.mark.parametrize("transposed", [False, True])
-def test_phase_backward_skips_what_is_not_asked_for(phases_everywhere, transposed):
-    layer = ConvTranspose2D(2, 3, 5, 2, 2, 1) if transposed else Conv2D(2, 3, 5, 2, 2)
-    x = np.random.default_rng(0).standard_normal((2, 2, 4, 4)).astype(np.float32)
-    dy = np.ones((2, 3, 8, 8) if transposed else (2, 3, 2, 2), dtype=np.float32)
-    layer.requires_grad = False
-    layer.forward(x)
-    assert isinstance(layer.winograd, polyphase.PhaseWinograd)
-    assert layer.backward(dy).shape == x.shape and not layer.grads["W"].any()
-    layer.requires_grad, layer.needs_input_grad = True, False
-    layer.forward(x)
-    assert layer.backward(dy) is None and layer.grads["W"].any()
 
 
 @pytest.mark.parametrize("transposed", [False, True])

@@ -1,5 +1,6 @@
 """Winograd's convolution: the matrices' identity, the tile transforms against their reference and their
-adjoints, the layers that use it against direct loops and central differences, and its float32 error."""
+adjoints, the layers that use it (directly, and over the phases for stride 2) against direct loops and central
+differences, and its float32 error."""
 import numpy as np
 import pytest
 from hypothesis import given
@@ -7,6 +8,7 @@ from hypothesis import strategies as st
 
 from tinygan import ConvTranspose2D, Conv2D, backend, kernels, models, polyphase, winograd
 from tinygan.kernels import numba_cpu, reference
+from tinygan.winograd import WinogradConvolution
 from tinygan.layers.direct import conv2d_loops, conv_transpose2d_loops
 from gradcheck import check_layer_gradients
 
@@ -132,37 +134,59 @@ def test_the_backward_transforms_are_the_adjoints(geometry):
 
 @pytest.fixture
 def winograd_everywhere(monkeypatch):
-    """Every layer that Winograd's module can compute takes it, whatever its taps and channels."""
+    """Every layer that Winograd's convolution can compute takes it, whatever its taps and channels: directly
+    (stride 1) or over its phases (stride 2, tinygan/polyphase.py)."""
     monkeypatch.setattr(winograd, "fits", lambda kernel_size, stride, padding, *channels, **options:
                         winograd.computes(kernel_size, stride, padding))
+    monkeypatch.setattr(polyphase, "fits", lambda kernel_size, stride, padding, image_size, *channels:
+                        polyphase.computes(kernel_size, stride, padding, image_size))
     previous = kernels.cpu_kernels()
     kernels.use_cpu_kernels("numba")
     yield
     kernels.use_cpu_kernels(previous)
 
 
+# Stride 2, (kernel, padding, output_padding): the geometries with 3 phase taps and an output of exactly half
+# (or, transposed, twice) the input, the dcgan's first; and one that only a Conv2D has (its output is 2
+# pixels smaller than half: no output_padding makes a transposed one double)
+STRIDED = [(5, 2, 1), (4, 1, 0), (6, 2, 0)]
+STRIDED_CONV2D_ONLY = [(5, 0, 0)]
+
+
 @st.composite
 def layer_geometry(draw):
-    transposed = draw(st.booleans())
-    taps = (draw(st.sampled_from(winograd.TAPS)), draw(st.sampled_from(winograd.TAPS)))
-    padding = tuple(draw(st.integers(0, k - 1)) for k in taps)
-    # at least one output pixel: H + 2p - k + 1 >= 1, and H + k - 1 - 2p >= 1 when transposed
-    image = tuple(draw(st.integers(max(1, 2 * p - k + 2 if transposed else k - 2 * p), 7))
-                  for k, p in zip(taps, padding))
-    return dict(transposed=transposed, batch=draw(st.integers(1, 3)), channels=(draw(st.integers(1, 3)),
-                draw(st.integers(1, 3))), image=image, kernel=taps, padding=padding, bias=draw(st.booleans()),
+    transposed, stride = draw(st.booleans()), draw(st.sampled_from([1, polyphase.STRIDE]))
+    if stride == 1:
+        taps = (draw(st.sampled_from(winograd.TAPS)), draw(st.sampled_from(winograd.TAPS)))
+        padding = tuple(draw(st.integers(0, k - 1)) for k in taps)
+        output_padding = (0, 0)
+        # at least one output pixel: H + 2p - k + 1 >= 1, and H + k - 1 - 2p >= 1 when transposed
+        image = tuple(draw(st.integers(max(1, 2 * p - k + 2 if transposed else k - 2 * p), 7))
+                      for k, p in zip(taps, padding))
+    else:
+        choices = STRIDED if transposed else STRIDED + STRIDED_CONV2D_ONLY
+        taps, padding, output_padding = zip(draw(st.sampled_from(choices)), draw(st.sampled_from(choices)))
+        # the smaller image's size (with no padding, a 5x5 kernel needs 6 input pixels)
+        half = tuple(draw(st.integers(3 if p == 0 else 1, 4)) for p in padding)
+        image = half if transposed else tuple(stride * n for n in half)
+    return dict(transposed=transposed, stride=stride, batch=draw(st.integers(1, 3)),
+                channels=(draw(st.integers(1, 3)), draw(st.integers(1, 3))), image=image, kernel=taps,
+                padding=padding, output_padding=output_padding, bias=draw(st.booleans()),
                 seed=draw(st.integers(0, 2**32 - 1)))
 
 
 def winograd_layer(g, x):
     """The geometry's Conv2D or ConvTranspose2D, run forward on x once; it must have taken Winograd's path."""
     backend.seed(g["seed"])
-    kind = ConvTranspose2D if g["transposed"] else Conv2D
-    layer = kind(*g["channels"], g["kernel"], 1, g["padding"], bias=g["bias"])
+    if g["transposed"]:
+        layer = ConvTranspose2D(*g["channels"], g["kernel"], g["stride"], g["padding"], g["output_padding"],
+                                bias=g["bias"])
+    else:
+        layer = Conv2D(*g["channels"], g["kernel"], g["stride"], g["padding"], bias=g["bias"])
     if "b" in layer.params:   # a zero bias would hide a bias bug
         layer.params["b"][...] = np.random.default_rng(0).standard_normal(layer.out_channels)
     layer.forward(x)
-    assert layer.winograd is not None
+    assert isinstance(layer.winograd, WinogradConvolution if g["stride"] == 1 else polyphase.PhaseWinograd)
     return layer
 
 
@@ -171,10 +195,11 @@ def test_winograd_layers_match_direct_loops(winograd_everywhere, float64, g):
     x = np.random.default_rng(g["seed"]).standard_normal((g["batch"], g["channels"][0], *g["image"]))
     layer = winograd_layer(g, x)
     W, b = layer.params["W"], layer.params.get("b", np.zeros(layer.out_channels))
+    stride = (g["stride"], g["stride"])
     if g["transposed"]:
-        expected = conv_transpose2d_loops(x, W, b, (1, 1), g["padding"])
+        expected = conv_transpose2d_loops(x, W, b, stride, g["padding"], g["output_padding"])
     else:
-        expected = conv2d_loops(x, W, b, (1, 1), g["padding"])
+        expected = conv2d_loops(x, W, b, stride, g["padding"])
     np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-12)
 
 
@@ -184,10 +209,15 @@ def test_winograd_layer_gradients(winograd_everywhere, float64, g):
     check_layer_gradients(winograd_layer(g, x), x)
 
 
-def test_winograd_backward_skips_what_is_not_asked_for(winograd_everywhere):
-    layer = Conv2D(2, 3, 5, padding=2)
-    x = np.random.default_rng(0).standard_normal((2, 2, 6, 6)).astype(np.float32)
-    dy = np.ones((2, 3, 6, 6), dtype=np.float32)
+@pytest.mark.parametrize("layer, image, out", [
+    (lambda: Conv2D(2, 3, 5, padding=2), 6, 6),
+    (lambda: Conv2D(2, 3, 5, 2, 2), 4, 2),                     # over the phases
+    (lambda: ConvTranspose2D(2, 3, 5, 2, 2, 1), 4, 8),
+])
+def test_winograd_backward_skips_what_is_not_asked_for(winograd_everywhere, layer, image, out):
+    layer = layer()
+    x = np.random.default_rng(0).standard_normal((2, 2, image, image)).astype(np.float32)
+    dy = np.ones((2, 3, out, out), dtype=np.float32)
     layer.requires_grad = False
     layer.forward(x)
     assert layer.winograd is not None
