@@ -30,7 +30,7 @@ def test_the_phase_taps_rewrite_the_strided_correlation(kernel, padding, half, s
 @pytest.mark.parametrize("transposed", [False, True])
 def test_float32_error_is_as_documented(transposed):
     """D.3's and G.7's shapes in float32 against the float64 direct convolution: within 3e-5 of the output's
-    size, as F(2x2, 5x5) (tinygan/winograd.py)."""
+    size, as for the stride-1 layers (tests/test_winograd.py)."""
     rng = np.random.default_rng(0)
     if transposed:
         layer, x = ConvTranspose2D(128, 64, 5, 2, 2, 1, bias=False), rng.standard_normal((2, 128, 7, 7))

@@ -13,9 +13,9 @@ becomes 3x3 taps with padding 1 (t = 0, 1, 2 for a = 0; t = 0, 1 and a zero for 
 used exactly once, so this is an exact rewriting, not an approximation.
 
 The stride-1 form can use Winograd's F(4x4, 3x3) (tinygan/winograd.py): 36 multiplications per 16
-outputs instead of 144. For the dcgan's D.3
-(64 -> 128 channels, 14x14 -> 7x7) that is 0.3 billion multiply-adds a pass, against im2col's 0.64
-billion, even though a quarter of the phase taps are zeros and the 7x7 output is computed as 8x8.
+outputs instead of 144. For the dcgan's D.3 (64 -> 128 channels, 14x14 -> 7x7) that is 0.3 billion
+multiply-adds a pass, against im2col's 0.64 billion, even though a quarter of the phase taps are zeros
+and the 7x7 output is computed as 8x8.
 
 The transposed convolution is that map's adjoint (layers/conv_transpose2d.py): its output's phases are
 the stride-1 correlation of its input with the same phase taps flipped and transposed, padding
