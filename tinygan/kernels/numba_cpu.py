@@ -367,13 +367,26 @@ def _add_scaled(target, factor, source):
 
 
 @njit(inline="always", cache=True)
+def _phase_plane_shape(planes, phases):
+    """(count, rows, columns) of the planes a kernel works on: those of ``planes`` (L, H, W), or, with
+    s = phases > 1, of their s x s phases (L s^2, H / s, W / s)."""
+    return planes.shape[0] * phases * phases, planes.shape[1] // phases, planes.shape[2] // phases
+
+
+@njit(inline="always", cache=True)
+def _phase_source(index, phases):
+    """Phase plane ``index`` is planes[plane, a::phases, b::phases]: (plane, a, b)."""
+    plane, phase = index // (phases * phases), index % (phases * phases)
+    return plane, phase // phases, phase % phases
+
+
+@njit(inline="always", cache=True)
 def _gather_planes(planes, first, last, image, phases=1):
     """image[row, column, k] = plane first + k: a slice of planes, channels last. With s = phases > 1 the
     planes are those of the s x s phases of each plane of ``planes`` (plane l s^2 + a s + b is
     planes[l, a::s, b::s], tinygan/polyphase.py)."""
     for k in range(last - first):
-        plane, phase = (first + k) // (phases * phases), (first + k) % (phases * phases)
-        a, b = phase // phases, phase % phases
+        plane, a, b = _phase_source(first + k, phases)
         for row in range(image.shape[0]):
             for column in range(image.shape[1]):
                 image[row, column, k] = planes[plane, phases * row + a, phases * column + b]
@@ -383,8 +396,7 @@ def _gather_planes(planes, first, last, image, phases=1):
 def _scatter_planes(image, planes, first, last, phases=1):
     """The inverse of _gather_planes: plane first + k (of ``planes``' phases when phases > 1) = image[:, :, k]."""
     for k in range(last - first):
-        plane, phase = (first + k) // (phases * phases), (first + k) % (phases * phases)
-        a, b = phase // phases, phase % phases
+        plane, a, b = _phase_source(first + k, phases)
         for row in range(image.shape[0]):
             for column in range(image.shape[1]):
                 planes[plane, phases * row + a, phases * column + b] = image[row, column, k]
@@ -448,7 +460,7 @@ def _winograd_filter_adjoint_add(dU, Gh, Gw, dtaps):
 
 @njit(parallel=True, cache=True)
 def _winograd_input(x, BTh, BTw, step, ph, pw, phases, V):
-    L, H, W = x.shape[0] * phases * phases, x.shape[1] // phases, x.shape[2] // phases
+    L, H, W = _phase_plane_shape(x, phases)
     nh, nw, th, tw, _ = V.shape
     for block in prange(-(-L // WINOGRAD_SLICE)):
         first, last = _block_bounds(block, WINOGRAD_SLICE, L)
@@ -483,7 +495,7 @@ def _winograd_input(x, BTh, BTw, step, ph, pw, phases, V):
 
 @njit(parallel=True, cache=True)
 def _winograd_output(M, ATh, ATw, phases, y):
-    L, H_out, W_out = y.shape[0] * phases * phases, y.shape[1] // phases, y.shape[2] // phases
+    L, H_out, W_out = _phase_plane_shape(y, phases)
     nh, nw, th, tw, _ = M.shape
     m = ATh.shape[0]
     for block in prange(-(-L // WINOGRAD_SLICE)):
@@ -518,7 +530,7 @@ def _winograd_output(M, ATh, ATw, phases, y):
 
 @njit(parallel=True, cache=True)
 def _winograd_output_adjoint(dy, ATh, ATw, phases, dM):
-    L, H_out, W_out = dy.shape[0] * phases * phases, dy.shape[1] // phases, dy.shape[2] // phases
+    L, H_out, W_out = _phase_plane_shape(dy, phases)
     nh, nw, th, tw, _ = dM.shape
     m = ATh.shape[0]
     for block in prange(-(-L // WINOGRAD_SLICE)):
@@ -554,7 +566,7 @@ def _winograd_output_adjoint(dy, ATh, ATw, phases, dM):
 
 @njit(parallel=True, cache=True)
 def _winograd_input_adjoint(dV, BTh, BTw, step, ph, pw, phases, dx):
-    L, H, W = dx.shape[0] * phases * phases, dx.shape[1] // phases, dx.shape[2] // phases
+    L, H, W = _phase_plane_shape(dx, phases)
     nh, nw, th, tw, _ = dV.shape
     for block in prange(-(-L // WINOGRAD_SLICE)):
         first, last = _block_bounds(block, WINOGRAD_SLICE, L)
