@@ -33,6 +33,8 @@ of the n x n points, one matrix product that sums over the input channels:
     U[p] = G g G^T of every filter      (C_in, C_out)
     M[p] = V[p] @ U[p]                  (tiles, C_out)
     y    = A^T M A of every tile
+(the n x n products run as one stack, a share of it per core:
+kernels/stacked_matmul.py).
 The dcgan's G.4 (256 -> 128 channels, 7x7, 5x5 kernel, 8x8 outputs computed)
 does 0.54 billion multiply-adds per pass this way, against im2col's 2.6 billion.
 
@@ -154,7 +156,8 @@ class WinogradConvolution:
         kernels.winograd_input(x.reshape(-1, *x.shape[2:]), BTh, BTw, m, self.padding, (th, tw), s_in,
                                out=self.V.reshape(nh, nw, th, tw, N * C))
         self.U = kernels.winograd_filter(taps, Gh, Gw, out=self.workspace("winograd_U", (nh * nw, C, O), x))
-        M = np.matmul(self.V, self.U, out=self.workspace("winograd_M", (nh * nw, th * tw * N, O), x))
+        M = kernels.stacked_matmul(self.V, self.U,
+                                   out=self.workspace("winograd_M", (nh * nw, th * tw * N, O), x))
         y = np.empty((N, O // s_out**2, H_out * s_out, W_out * s_out), dtype=x.dtype)
         kernels.winograd_output(M.reshape(nh, nw, th, tw, N * O), ATh, ATw, (H_out, W_out), s_out,
                                 out=y.reshape(-1, *y.shape[2:]))
@@ -172,10 +175,11 @@ class WinogradConvolution:
                                         out=dM.reshape(nh, nw, th, tw, N * O))
         dx = None
         if grad_taps is not None:
-            dU = np.matmul(self.V.transpose(0, 2, 1), dM)                   # (nh nw, C_in, C_out)
+            dU = kernels.stacked_matmul(self.V.transpose(0, 2, 1), dM)         # (nh nw, C_in, C_out)
             kernels.winograd_filter_adjoint_add(dU, Gh, Gw, grad_taps)
         if input_grad:
-            dV = np.matmul(dM, self.U.transpose(0, 2, 1), out=self.V)   # V's last use was dU's: reuse its memory
+            # V's last use was dU's: dV reuses its memory
+            dV = kernels.stacked_matmul(dM, self.U.transpose(0, 2, 1), out=self.V)
             dx = np.empty(self.x_shape, dtype=dy.dtype)
             kernels.winograd_input_adjoint(dV.reshape(nh, nw, th, tw, N * C), BTh, BTw, m, self.padding,
                                            (H, W), s_in, out=dx.reshape(-1, *dx.shape[2:]))

@@ -15,13 +15,16 @@ tests/test_cuda_source.py). ``use_cpu_kernels('numpy')``
 switches the CPU to the reference, which is how the benchmarks compare them.
 
 The matrix product is NumPy's or CuPy's, except while a step is being captured
-as a CUDA graph, when cuBLAS is called directly (cublas.py).
+as a CUDA graph, when cuBLAS is called directly (cublas.py). A stack of
+products on the CPU, Winograd's, gives each core its own share of the stack
+(stacked_matmul.py).
 """
 import numpy
 
 from ..backend import device_of
 from . import reference
 from .reference import output_size
+from .stacked_matmul import stacked_matmul  # noqa: F401  (kernels.stacked_matmul)
 
 try:
     from . import numba_cpu
