@@ -380,7 +380,8 @@ def print_report(report):
     say(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores"
         + (f", {report['machine']['gpu']}" if report['machine']['gpu'] else ""))
     say("versions: " + ", ".join(f"{name} {report['versions'][name]}" for name in
-                                 ("tinygan", "python", "numpy", "numba", "cupy", "torch") if report["versions"][name]))
+                                 ("tinygan", "python", "numpy", "numba", "threadpoolctl", "cupy", "torch")
+                                 if report["versions"].get(name)))
     peak = report["matmul"]
     say(f"\nmatrix product {peak['n']}x{peak['n']} float32: {peak['gflops']:.0f} GFLOP/s (the ceiling)")
     say("\nim2col / col2im, ms: median [min-max]")

@@ -61,11 +61,17 @@ def test_each_share_runs_on_its_own_thread_with_blas_single_threaded(two_blas_th
     assert blas_threads() == 2   # given back
 
 
-def test_with_blas_on_one_thread_it_is_one_plain_product(monkeypatch):
+def products_taken(monkeypatch):
+    """The stack sizes numpy.matmul is called with, as stacked_matmul runs (a list filled in as it does)."""
     calls = []
     monkeypatch.setattr(module, "numpy", types.SimpleNamespace(
         matmul=lambda a, b, out: calls.append(a.shape[0]) or np.matmul(a, b, out=out), empty=np.empty,
-        result_type=np.result_type))
+        linspace=np.linspace, result_type=np.result_type))
+    return calls
+
+
+def test_with_blas_on_one_thread_it_is_one_plain_product(monkeypatch):
+    calls = products_taken(monkeypatch)
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
         stacked_matmul(np.ones((6, 2, 2)), np.ones((6, 2, 2)))
     assert calls == [6]
@@ -93,3 +99,16 @@ def test_a_forked_child_makes_its_own_workers(two_blas_threads):
         child.kill()
         pytest.fail("the forked child waited on a worker thread it does not have")
     assert child.exitcode == 0 and queue.get(timeout=5) == 4 * 2 * 2 * 3
+
+
+def test_info_says_how_a_stack_runs_and_without_threadpoolctl_it_is_numpys_matmul(monkeypatch):
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        assert module.describe() == "run in 2 shares at once, one per core"
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        assert module.describe() == "run one at a time (BLAS has 1 thread)"
+    monkeypatch.setattr(module, "ThreadpoolController", None)
+    assert "threadpoolctl is not installed" in module.describe()
+    calls = products_taken(monkeypatch)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        stacked_matmul(np.ones((6, 2, 2)), np.ones((6, 2, 2)))
+    assert calls == [6]

@@ -19,6 +19,7 @@ import numpy as np
 from . import (__version__, backend, classifier, compare, data, evaluation, exercises, images, kernels, latent,
                metrics, models, study, threads)
 from . import probe as probe_module
+from .kernels.stacked_matmul import describe as describe_stacked_products
 from .files import DirectoryInUse, write_atomically
 from .gan import NOISE_KINDS
 from .trainer import (DEFAULT_EMA, DEFAULT_LR, DEFAULT_STEPS, EVAL_SAMPLES, Trainer, TrainingStopped,
@@ -532,6 +533,7 @@ def info(data_dir):
         click.echo(f"CPU: Numba {numba.__version__} kernels, {numba.get_num_threads()} threads")
     else:
         click.echo(f"CPU: NumPy reference kernels (Numba unavailable: {kernels.numba_import_error})")
+    click.echo(f"CPU: Winograd's stacked matrix products {describe_stacked_products()}")
     waits = ", ".join(f"{key}={os.environ.get(key, 'unset')}" for key in threads.SETTINGS)
     click.echo(f"idle CPU threads: {waits} ({'set by tinygan' if threads.applied else 'as the environment had them'})")
     reason = backend.gpu_unavailable_reason()

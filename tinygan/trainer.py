@@ -29,6 +29,7 @@ from it gives the same weights as never stopping (same backend, same seed).
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import math
@@ -94,11 +95,11 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def library_versions():
     versions = {"tinygan": __version__, "python": platform.python_version(), "numpy": np.__version__,
                 "platform": platform.platform(), "cpu_kernels": kernels.cpu_kernels()}
-    try:
-        import numba
-        versions["numba"] = numba.__version__
-    except ImportError:
-        versions["numba"] = None
+    for name in ("numba", "threadpoolctl"):   # threadpoolctl: a share of Winograd's products per core
+        try:
+            versions[name] = importlib.import_module(name).__version__
+        except ImportError:
+            versions[name] = None
     versions["cupy"] = getattr(backend.cupy, "__version__", None)
     versions["gpu"] = backend.gpu_name() if backend.current_device() == "gpu" else None
     return versions

@@ -57,6 +57,14 @@ def stacked_matmul(a, b, out=None):
     return out
 
 
+def describe() -> str:
+    """How a stack runs in this process, in one line (``tinygan info``)."""
+    if ThreadpoolController is None:
+        return "run one at a time, each split over BLAS's threads (threadpoolctl is not installed)"
+    threads = _blas_threads()
+    return f"run in {threads} shares at once, one per core" if threads > 1 else "run one at a time (BLAS has 1 thread)"
+
+
 def _blas_threads():
     """How many threads BLAS would give one product now (1 where threadpoolctl is missing)."""
     global _blas
