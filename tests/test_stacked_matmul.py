@@ -3,6 +3,7 @@ BLAS single-threaded, BLAS's threads given back afterwards, and a pool that surv
 import multiprocessing
 import sys
 import threading
+import time
 import types
 
 import numpy as np
@@ -81,6 +82,23 @@ def test_blas_gets_its_threads_back_when_a_product_fails(two_blas_threads):
     with pytest.raises(ValueError):
         stacked_matmul(np.ones((4, 2, 3)), np.ones((4, 3, 2)), out=np.empty((4, 2, 5)))
     assert blas_threads() == 2
+
+
+def test_an_error_in_the_callers_share_returns_only_once_the_workers_are_done(two_blas_threads, monkeypatch):
+    finished = []
+
+    def matmul(a, b, out):
+        if not threading.current_thread().name.startswith("tinygan-matmul"):
+            raise ValueError("the caller's share failed")
+        time.sleep(0.2)   # a worker still writing into out when the caller's share fails
+        finished.append(a.shape[0])
+        return np.matmul(a, b, out=out)
+
+    monkeypatch.setattr(module, "numpy", types.SimpleNamespace(matmul=matmul, empty=np.empty, linspace=np.linspace,
+                                                              result_type=np.result_type))
+    with pytest.raises(ValueError, match="caller's share"):
+        stacked_matmul(np.ones((4, 2, 3)), np.ones((4, 3, 2)))
+    assert finished == [2] and blas_threads() == 2
 
 
 def _product_in_a_child(queue):

@@ -25,7 +25,7 @@ matrices at that moment runs single-threaded, and then gets its threads
 back.
 """
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy
 
@@ -51,9 +51,12 @@ def stacked_matmul(a, b, out=None):
         pool = _pool(shares - 1)
         futures = [pool.submit(numpy.matmul, a[i:j], b[i:j], out=out[i:j])
                    for i, j in zip(bounds[:-2], bounds[1:-1])]
-        numpy.matmul(a[bounds[-2]:], b[bounds[-2]:], out=out[bounds[-2]:])   # the caller's share
-        for future in futures:
-            future.result()
+        try:
+            numpy.matmul(a[bounds[-2]:], b[bounds[-2]:], out=out[bounds[-2]:])   # the caller's share
+        finally:   # the workers write into out: none may still be running once this returns, on an error too
+            wait(futures)
+    for future in futures:
+        future.result()   # a worker's error, raised in the caller
     return out
 
 
