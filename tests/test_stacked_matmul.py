@@ -29,6 +29,12 @@ def two_blas_threads():
         yield
 
 
+def use_matmul(monkeypatch, matmul):
+    """stacked_matmul with ``matmul`` in numpy.matmul's place."""
+    monkeypatch.setattr(module, "numpy", types.SimpleNamespace(matmul=matmul, empty=np.empty,
+                                                              result_type=np.result_type))
+
+
 @given(stack=st.integers(1, 9), rows=st.integers(1, 40), inner=st.integers(1, 40), columns=st.integers(1, 40),
        transposed=st.sampled_from([(False, False), (True, False), (False, True)]),
        dtype=st.sampled_from([np.float32, np.float64]), given_out=st.booleans(), seed=st.integers(0, 2**16))
@@ -51,8 +57,7 @@ def test_each_share_runs_on_its_own_thread_with_blas_single_threaded(two_blas_th
         calls.append((threading.current_thread().name, blas_threads(), a.shape[0]))
         return np.matmul(a, b, out=out)
 
-    monkeypatch.setattr(module, "numpy", types.SimpleNamespace(matmul=recording_matmul, empty=np.empty,
-                                                              linspace=np.linspace, result_type=np.result_type))
+    use_matmul(monkeypatch, recording_matmul)
     a = np.ones((7, 3, 4))
     stacked_matmul(a, np.ones((7, 4, 5)))
     names = [name for name, _, _ in calls]
@@ -65,9 +70,7 @@ def test_each_share_runs_on_its_own_thread_with_blas_single_threaded(two_blas_th
 def products_taken(monkeypatch):
     """The stack sizes numpy.matmul is called with, as stacked_matmul runs (a list filled in as it does)."""
     calls = []
-    monkeypatch.setattr(module, "numpy", types.SimpleNamespace(
-        matmul=lambda a, b, out: calls.append(a.shape[0]) or np.matmul(a, b, out=out), empty=np.empty,
-        linspace=np.linspace, result_type=np.result_type))
+    use_matmul(monkeypatch, lambda a, b, out: calls.append(a.shape[0]) or np.matmul(a, b, out=out))
     return calls
 
 
@@ -94,8 +97,7 @@ def test_an_error_in_the_callers_share_returns_only_once_the_workers_are_done(tw
         finished.append(a.shape[0])
         return np.matmul(a, b, out=out)
 
-    monkeypatch.setattr(module, "numpy", types.SimpleNamespace(matmul=matmul, empty=np.empty, linspace=np.linspace,
-                                                              result_type=np.result_type))
+    use_matmul(monkeypatch, matmul)
     with pytest.raises(ValueError, match="caller's share"):
         stacked_matmul(np.ones((4, 2, 3)), np.ones((4, 3, 2)))
     assert finished == [2] and blas_threads() == 2

@@ -46,7 +46,7 @@ def stacked_matmul(a, b, out=None):
     shares = min(_blas_threads(), a.shape[0])
     if shares < 2:
         return numpy.matmul(a, b, out=out)
-    bounds = numpy.linspace(0, a.shape[0], shares + 1).round().astype(int)
+    bounds = [a.shape[0] * share // shares for share in range(shares + 1)]
     with _blas.limit(limits=1):
         pool = _pool(shares - 1)
         futures = [pool.submit(numpy.matmul, a[i:j], b[i:j], out=out[i:j])
