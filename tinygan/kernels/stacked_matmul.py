@@ -12,17 +12,16 @@ time waiting or packing operands; measured on 2 cores, these stacks reached
 Giving each core its own share of the stack removes that: OpenBLAS runs
 single-threaded on every core at once, each core on whole products, and
 nothing synchronises until the stack is done. The same stacks then ran 11
-to 28% faster (165 GFLOP/s), and a DCGAN step 7% faster. The products are
-the same, so is the result: each output element is one product's dot
-product, summed the same way whatever thread computes it.
+to 28% faster (165 GFLOP/s), and a DCGAN step 4 to 7%. The products are the
+same ones, and here so were the numbers: three DCGAN training steps gave
+the same weights bit for bit with and without the split.
 
 Setting OpenBLAS's thread count takes threadpoolctl. Without it, or where
 BLAS runs on one thread already (``OPENBLAS_NUM_THREADS=1``, or a share of
 the cores given to one of several processes), this is plain
-``numpy.matmul``. For the length of a call, BLAS runs one thread per call
-in the whole process: another of the user's threads that multiplies
-matrices at that moment runs single-threaded, and then gets its threads
-back.
+``numpy.matmul``. While a call runs, BLAS is single-threaded in the whole
+process: another of the user's threads that multiplies matrices at that
+moment runs on one core, and then gets its threads back.
 """
 import os
 from concurrent.futures import ThreadPoolExecutor, wait
