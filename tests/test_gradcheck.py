@@ -44,6 +44,26 @@ def test_a_wrong_input_gradient_is_named(float64):
         check_layer_gradients(TransposedBatchNorm(3), np.random.default_rng(2).standard_normal((6, 3)))
 
 
+class CoarseDense(Dense):
+    """A right Dense whose forward rounds its output to 2^-36: a forward that rounds more than a few ulps, as
+    Winograd's convolution does."""
+
+    def forward(self, x, training=True):
+        return np.round(super().forward(x, training) * 2.0**36) / 2.0**36
+
+
+def test_a_coarsely_rounding_linear_layer_is_checked_with_a_larger_step_which_still_finds_bugs(float64):
+    x = np.random.default_rng(1).standard_normal((5, 4))
+    backend.seed(0)
+    with pytest.raises(GradientCheckError, match="CoarseDense"):   # the rounding divided by 2e-6
+        check_layer_gradients(CoarseDense(4, 3), x)
+    backend.seed(0)
+    check_layer_gradients(CoarseDense(4, 3), x, eps=1e-3)
+    backend.seed(0)
+    with pytest.raises(GradientCheckError, match=r"HalfWrongDense gradient of parameter 'W'.*\(1, 2\)"):
+        check_layer_gradients(HalfWrongDense(4, 3), x, eps=1e-3)
+
+
 def test_float32_layers_and_inputs_are_refused_not_misreported():
     layer = Dense(4, 3)   # float32, the default
     with pytest.raises(ValueError, match=r"Dense's parameter 'W' is float32: build the layer inside "

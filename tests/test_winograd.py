@@ -206,7 +206,9 @@ def test_winograd_layers_match_direct_loops(winograd_everywhere, float64, g):
 @given(g=layer_geometry())
 def test_winograd_layer_gradients(winograd_everywhere, float64, g):
     x = np.random.default_rng(g["seed"]).standard_normal((g["batch"], g["channels"][0], *g["image"]))
-    check_layer_gradients(winograd_layer(g, x), x)
+    # linear in x and W, so the difference is exact at any step; a larger one keeps the rounding of
+    # Winograd's transforms (1e-14 of the output) below the tolerance (tinygan/gradcheck.py)
+    check_layer_gradients(winograd_layer(g, x), x, eps=1e-3)
 
 
 @pytest.mark.parametrize("layer, image, out", [

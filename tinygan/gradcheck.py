@@ -27,6 +27,14 @@ The relative error is measured above the resolution of the finite
 difference: rounding in the sum L = sum_i y_i dy_i is up to a few ulps of
 sum_i |y_i dy_i|, and the quotient divides that by 2 eps. A derivative that is
 tiny by chance is only compared down to that floor.
+
+A layer whose own forward rounds more than a few ulps needs a larger step.
+Winograd's convolution rounds to about 1e-14 of its output in float64 (its
+transforms scale values up to 5.25 times); divided by 2 eps = 2e-6 that is
+5e-9 of the output, larger than a small directional derivative's tolerance.
+A convolution is linear in its input and in its weights, so the central
+difference is exact at any step there: such a layer is checked with
+``eps=1e-3``, which divides its rounding by 1000 more.
 """
 from __future__ import annotations
 
@@ -61,11 +69,13 @@ def _refuse_low_precision(layer, x):
                              f"`with tinygan.backend.default_dtype(numpy.float64):` to check its gradients")
 
 
-def check_layer_gradients(layer, x, training=True, seed=None, directions=2):
+def check_layer_gradients(layer, x, training=True, seed=None, directions=2, eps=EPS):
     """Check dL/dx and every parameter gradient of ``layer`` at ``x``; raise GradientCheckError if wrong.
 
     ``seed``: reseed the engine before every forward pass, so that random
-    layers (Dropout) draw the same mask each time. Also checks that forward and
+    layers (Dropout) draw the same mask each time. ``eps``: the finite
+    difference's step (a larger one for a linear layer whose forward rounds
+    more than a few ulps: the module docstring). Also checks that forward and
     backward leave their inputs untouched.
     """
     _refuse_low_precision(layer, x)
@@ -101,15 +111,15 @@ def check_layer_gradients(layer, x, training=True, seed=None, directions=2):
     def check(what, analytic_grad, perturb):
         for _ in range(directions):
             direction = backend.to_device(rng.standard_normal(analytic_grad.shape))
-            (plus, plus_scale), (minus, minus_scale) = perturb(EPS * direction), perturb(-EPS * direction)
-            numeric = (plus - minus) / (2 * EPS)
+            (plus, plus_scale), (minus, minus_scale) = perturb(eps * direction), perturb(-eps * direction)
+            numeric = (plus - minus) / (2 * eps)
             analytic = float((analytic_grad * direction).sum())
-            resolution = ROUNDING * max(plus_scale, minus_scale) / (2 * EPS)
+            resolution = ROUNDING * max(plus_scale, minus_scale) / (2 * eps)
             error = relative_error(numeric, analytic, floor=resolution / RELATIVE_TOLERANCE)
             if error >= RELATIVE_TOLERANCE:
                 raise GradientCheckError(
                     f"{name} gradient of {what}: along a random direction, numeric {numeric!r} vs backward "
-                    f"{analytic!r} (relative error {error:.2e}); {_worst_element(analytic_grad, perturb)}")
+                    f"{analytic!r} (relative error {error:.2e}); {_worst_element(analytic_grad, perturb, eps)}")
 
     check("the input", dx, lambda step: objective(x + step))
     for key, param in layer.params.items():
@@ -128,7 +138,7 @@ def check_layer_gradients(layer, x, training=True, seed=None, directions=2):
         check(f"parameter {key!r}", grads[key], perturbed)
 
 
-def _worst_element(analytic_grad, perturb):
+def _worst_element(analytic_grad, perturb, eps=EPS):
     """Difference the elements one by one (a sample of them for large tensors) and name the worst."""
     analytic = backend.as_numpy(analytic_grad)
     count = analytic.size
@@ -138,9 +148,9 @@ def _worst_element(analytic_grad, perturb):
     worst = None
     for flat in flat_indices:
         unit = np.zeros(count)
-        unit[flat] = EPS
+        unit[flat] = eps
         step = backend.to_device(unit.reshape(analytic.shape))
-        numeric = (perturb(step)[0] - perturb(-step)[0]) / (2 * EPS)
+        numeric = (perturb(step)[0] - perturb(-step)[0]) / (2 * eps)
         gap = abs(numeric - analytic.flat[flat])
         if worst is None or gap > worst[0]:
             worst = (gap, flat, numeric)
