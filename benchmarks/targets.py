@@ -68,8 +68,22 @@ def met(measured, bound):
     return measured < goal if operator == "<" else measured <= goal
 
 
+def read_reports(paths):
+    """The reports that can be read; each that cannot is named in one line on stderr and left out, so that a
+    failed benchmark's missing report shows as "not measured" beside the others' figures."""
+    reports = []
+    for path in paths:
+        try:
+            reports.append(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as error:
+            reason = "no such file" if isinstance(error, FileNotFoundError) else error
+            print(f"targets: left out {path} ({reason}); make it with `python -m benchmarks ... --json {path}`",
+                  file=sys.stderr)
+    return reports
+
+
 def main(paths):
-    reports = [json.loads(Path(path).read_text()) for path in paths]
+    reports = read_reports(paths)
     print(f"{'device':<6} {'target':<50} {'goal':>7} {'measured':>9}  verdict")
     for device, what, bound, stretch, measured, machine in rows(reports):
         if measured is None:
@@ -78,7 +92,8 @@ def main(paths):
             shown = f"{measured:.2f}"
             verdict = f"{'met' if met(measured, bound) else 'not met'}{' (stretch goal)' if stretch else ''}, on {machine}"
         print(f"{device:<6} {what:<50} {bound[0] + ' ' + format(bound[1], 'g'):>7} {shown:>9}  {verdict}")
+    return 0 if len(reports) == len(paths) else 1
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -120,6 +120,24 @@ def test_targets_say_met_not_met_and_not_measured(tmp_path, capsys):
     assert out.count("not measured") == 8   # the GPU step targets, each with and without a CUDA graph
 
 
+def test_targets_leave_out_a_missing_or_broken_report_in_one_line_and_show_the_rest(tmp_path, capsys):
+    """gpu_check.sh passes the GPU benchmark's report even when that benchmark failed: the epoch report's
+    figures still show, and the missing one is named, not a traceback."""
+    from benchmarks import targets
+
+    epoch = tmp_path / "epoch.json"
+    epoch.write_text(json.dumps({"settings": {"device": "gpu"}, "machine": {"cpu": "a CPU", "gpu": "a GPU"},
+                                 "epoch": [{"arch": "dcgan", "tinygan": {"median": 9.0}, "ratio_to_torch": 0.9}]}))
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"settings": ')
+    assert targets.main([tmp_path / "missing.json", broken, epoch]) == 1
+    captured = capsys.readouterr()
+    errors = captured.err.splitlines()
+    assert len(errors) == 2 and "missing.json (no such file)" in errors[0] and "broken.json" in errors[1]
+    assert all("make it with `python -m benchmarks ... --json" in line for line in errors)
+    assert "gpu epoch of train, dcgan, tinygan / PyTorch < 1 0.90 met, on a GPU" in " ".join(captured.out.split())
+
+
 def test_the_report_shows_the_captured_step_and_says_when_a_capture_failed(capsys):
     """A GPU report's rows with the step captured as a CUDA graph, and with a capture that failed, printed
     (made-up figures: those sections first run on a GPU)."""
