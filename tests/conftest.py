@@ -1,6 +1,9 @@
 """Shared fixtures: every test body runs on each compute path (one body, not one copy per backend)."""
+import importlib.util
 import os
+import shutil
 import struct
+import sys
 from pathlib import Path
 
 # The suite trains GANs in its own process, so it starts the way tinygan/threads.py tells any such script
@@ -48,6 +51,20 @@ def private_cache(tmp_path_factory):
         del os.environ["XDG_CACHE_HOME"]
     else:
         os.environ["XDG_CACHE_HOME"] = previous
+
+
+CUPY_STAND_IN = Path(__file__).resolve().parent / "cupy_stand_in"   # put first on the path, it is `cupy`
+
+
+@pytest.fixture(scope="session")
+def cupy_stand_in():
+    """The CuPy stand-in (tests/cupy_stand_in), loaded under its own name: this process stays without CuPy."""
+    if shutil.which("c++") is None:
+        pytest.skip("the CuPy stand-in compiles its kernels with c++")
+    spec = importlib.util.spec_from_file_location("cupy_stand_in", CUPY_STAND_IN / "cupy" / "__init__.py")
+    module = sys.modules["cupy_stand_in"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def skip_without_gpu():

@@ -114,36 +114,14 @@ LAYOUTS = {"C order": lambda x: x.copy(order="C"), "transposed view": lambda x: 
            "every other column": lambda x: np.repeat(x, 2, axis=1)[:, ::2]}
 
 
-# A stand-in for libcublas with the signatures of cublas_api.h: gemm computed on the host, column by column,
-# as cuBLAS defines it. It checks what ctypes passes (the order and types of the arguments) without a GPU.
-HOST_CUBLAS = r"""
-#include <stddef.h>
-extern "C" {
-int cublasSetStream_v2(void* handle, void* stream) { return 0; }
-int cublasSetWorkspace_v2(void* handle, void* workspace, size_t bytes) { return 0; }
-int cublasSetPointerMode_v2(void* handle, int mode) { return 0; }
-#define GEMM(NAME, T) \
-int NAME(void* handle, int transa, int transb, int m, int n, int k, const T* alpha, const T* A, int lda, \
-         const T* B, int ldb, const T* beta, T* C, int ldc) { \
-    for (int i = 0; i < m; ++i) for (int j = 0; j < n; ++j) { \
-        T total = 0; \
-        for (int l = 0; l < k; ++l) \
-            total += (transa ? A[l + i * lda] : A[i + l * lda]) * (transb ? B[j + l * ldb] : B[l + j * ldb]); \
-        C[i + j * ldc] = *alpha * total + (*beta == 0 ? 0 : *beta * C[i + j * ldc]); \
-    } \
-    return 0; \
-}
-GEMM(cublasSgemm_v2, float)
-GEMM(cublasDgemm_v2, double)
-}
-"""
-
-
 @pytest.fixture(scope="module")
-def host_cublas(tmp_path_factory):
-    from test_cuda_source import compile_for_host
+def host_cublas(cupy_stand_in):
+    """The CuPy stand-in's libcublas (tests/cupy_stand_in): the signatures of cublas_api.h, gemm computed on the
+    host from the column-major matrices cuBLAS would read. It checks what ctypes passes (the order and types of
+    the arguments) without a GPU."""
     from tinygan.kernels.cublas import declare
-    return declare(compile_for_host(HOST_CUBLAS, tmp_path_factory.mktemp("cublas"), "host_cublas"))
+    cupy_stand_in.cuda.device.get_cublas_handle()
+    return declare(cupy_stand_in._cublas.library)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -160,7 +138,7 @@ def test_captured_matrix_products_hand_cublas_the_transposed_problem(host_cublas
     b = LAYOUTS[layout_b](rng.standard_normal((K, N)).astype(dtype))
     assert a.shape == (M, K) and b.shape == (K, N)
     c = np.full((M, N), np.nan, dtype=dtype)
-    gemm(host_cublas, None, a, b, c, lambda array: array.ctypes.data)
+    gemm(host_cublas, 1, a, b, c, lambda array: array.ctypes.data)
     np.testing.assert_allclose(c, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
 
 

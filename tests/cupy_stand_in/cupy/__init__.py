@@ -1,0 +1,1014 @@
+"""A strict stand-in for CuPy, so that tinygan's GPU code runs on a machine without a GPU.
+
+Put its folder first on the path (``PYTHONPATH=tests/cupy_stand_in``) and
+``import cupy`` finds this module: the GPU tests then run (``python -m pytest
+-m gpu``, which tests/test_cupy_stand_in.py does). It is not a GPU, and it
+shows nothing about speed; what it checks is the code that only ever runs
+under CuPy, which no CPU test reaches otherwise:
+
+* An array lives on the device. NumPy may not read it implicitly
+  (``numpy.asarray(x)`` raises, as in CuPy: use ``.get()``), and a CuPy
+  function or operator refuses a NumPy array among its operands.
+* Only CuPy's names exist: ``cupy.x`` and ``array.x`` are refused unless
+  CuPy 14.2 has them (CUPY_NAMES, NDARRAY_NAMES).
+* The CUDA kernels (ElementwiseKernel, ReductionKernel, RawModule) are
+  compiled as host C++ and run one thread after another, with CuPy's rules
+  for their arguments: the number of them, the dtype of each array against
+  its parameter, broadcasting, a scalar's width against a raw kernel's
+  parameter. A CUDA kernel that gets a wrong argument computes garbage in
+  silence; here it is a TypeError.
+* cuBLAS is a library named libcublas.so that this module builds and loads,
+  so kernels/cublas.py finds it and calls it through ctypes, as on a GPU.
+  Its gemm reads the matrices column-major, as cuBLAS does.
+* A stream capture records and runs nothing, as CUDA's: every operation
+  while a stream is captured is recorded, the device memory the capture
+  found is restored when it ends, memory allocated during it holds NaN
+  until a replay, and a replay runs the operations again on the same
+  memory, with the arguments they were recorded with. Reading a value on
+  the host, copying from the host synchronously, synchronising, or calling
+  cuBLAS through CuPy during a capture raises, as it does under CUDA.
+
+What it cannot show: the kernels compiled by NVRTC (tests/test_cuda_source.py
+does that where NVRTC is installed), the GPU's arithmetic order in
+reductions, races between threads, timing, and CuPy's memory pool reusing a
+freed block that a graph still writes to.
+"""
+import contextlib
+import ctypes
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import types
+import weakref
+from pathlib import Path
+
+import numpy
+
+__version__ = "14.2.0 (stand-in on the CPU)"
+
+# The public names of CuPy 14.2 and of its ndarray (dir() of each, without the leading underscores).
+CUPY_NAMES = frozenset((Path(__file__).with_name("names.txt")).read_text().split())
+NDARRAY_NAMES = frozenset("""T all any argmax argmin argpartition argsort astype base byteswap choose clip compress conj
+conjugate copy cstruct cumprod cumsum data device diagonal dot dtype dump dumps fill flags flat flatten get imag item
+itemsize mT max mdspan mean min nbytes ndim nonzero partition prod ptp put ravel real reduced_view repeat reshape round
+scatter_add scatter_max scatter_min searchsorted set shape size sort squeeze std strides sum swapaxes take toDlpack
+tobytes tofile tolist trace transpose var view""".split())
+HOST_READS = frozenset("item tolist tobytes tofile dump dumps".split())   # they wait for the device
+
+
+class StreamCaptureUnsupported(RuntimeError):
+    """What CUDA answers (cudaErrorStreamCaptureUnsupported) to an operation a stream capture cannot record."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Device memory, and the capture that records what is done to it
+# ---------------------------------------------------------------------------------------------
+
+_memory = {}   # id -> weakref of every NumPy array that holds device memory (a base, never a view)
+_generators = weakref.WeakSet()
+
+
+def _register(array):
+    base = array
+    while isinstance(base.base, numpy.ndarray):
+        base = base.base
+    if id(base) not in _memory:
+        key = id(base)
+        _memory[key] = weakref.ref(base, lambda _, key=key: _memory.pop(key, None))
+    return array
+
+
+class _Capture:
+    """What a capturing stream records: the operations, and the device memory to restore when it ends."""
+
+    def __init__(self, stream):
+        self.stream, self.operations = stream, []
+        self.saved = [(reference, reference().copy()) for reference in _memory.values() if reference() is not None]
+        self.known = set(_memory)
+        self.generators = [(generator, generator._state()) for generator in _generators]
+
+    def finish(self):
+        for reference, copy in self.saved:
+            if reference() is not None and reference().flags.writeable:
+                numpy.copyto(reference(), copy)
+        for key, reference in list(_memory.items()):
+            array = reference()
+            if key not in self.known and array is not None and array.dtype.kind in "fc":
+                array.fill(numpy.nan)   # nothing captured has run yet
+        for generator, state in self.generators:
+            generator._restore(state)
+
+
+_capture = None
+
+
+def _refuse_during_capture(what):
+    if _capture is not None:
+        raise StreamCaptureUnsupported(f"{what} is not permitted while a stream is being captured "
+                                       "(cudaErrorStreamCaptureUnsupported)")
+
+
+def _launch(run):
+    """Run the device operation ``run`` now; during a capture, record it for every replay as well."""
+    if _capture is not None:
+        if cuda._current is not _capture.stream:
+            raise StreamCaptureUnsupported("work was issued on another stream while a stream is being captured")
+        _capture.operations.append(run)
+    return run()
+
+
+def _operation(compute):
+    """A device operation whose result is new memory (or a view): at a replay its values are computed again
+    and written into the memory the recorded result holds."""
+    holder = []
+
+    def run():
+        fresh = compute()
+        if not holder:
+            holder.append(_host_result(fresh))
+            return holder[0]
+        _write_into(holder[0], fresh)
+        return holder[0]
+    return _wrap(_launch(run))
+
+
+def _host_result(value):
+    if isinstance(value, numpy.generic):
+        return numpy.asarray(value)   # CuPy's reductions give 0-d arrays, not scalars
+    if isinstance(value, (tuple, list)):
+        return type(value)(_host_result(item) for item in value)
+    return value
+
+
+def _write_into(target, fresh):
+    if isinstance(target, numpy.ndarray):
+        if fresh is not target:
+            numpy.copyto(target, fresh, casting="unsafe")
+    elif isinstance(target, (tuple, list)):
+        for item, value in zip(target, fresh):
+            _write_into(item, value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The array
+# ---------------------------------------------------------------------------------------------
+
+def _garbage(array):
+    """``array`` filled as fresh device memory may be: NaN where it holds floats, 0xA5 bytes elsewhere, so that
+    a value read before it is written shows."""
+    if array.dtype.kind in "fc":
+        array.fill(numpy.nan)
+    elif array.flags.c_contiguous or array.flags.f_contiguous:
+        array.view(numpy.uint8).fill(0xA5)
+    return array
+
+
+def _unwrap(value, host_data=False):
+    """The NumPy arrays behind ``value`` (an array, a scalar, a nesting of lists, tuples and dicts);
+    a NumPy array is refused, as CuPy refuses one, unless ``host_data`` (a copy from the host)."""
+    if isinstance(value, ndarray):
+        return value._array
+    if isinstance(value, numpy.ndarray):
+        if not host_data:
+            raise TypeError(f"Unsupported type {type(value)}: a NumPy array among a CuPy operation's operands "
+                            "(move it to the device with cupy.asarray)")
+        _refuse_during_capture("a copy from the host")
+        return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_unwrap(item, host_data) for item in value)
+    if isinstance(value, dict):
+        return {key: _unwrap(item, host_data) for key, item in value.items()}
+    if isinstance(value, slice):
+        return slice(_unwrap(value.start), _unwrap(value.stop), _unwrap(value.step))
+    return value
+
+
+def _wrap(value):
+    if isinstance(value, numpy.ndarray):
+        return ndarray._of(value)
+    if isinstance(value, numpy.generic):
+        return ndarray._of(numpy.asarray(value))
+    if isinstance(value, (tuple, list)):
+        return type(value)(_wrap(item) for item in value)
+    return value
+
+
+class _Pointer:
+    """ndarray.data: where the array's first element is, and the copies from and to the host."""
+
+    def __init__(self, array):
+        self._array = array
+        self.ptr = array.ctypes.data
+        self.device_id = 0
+
+    def copy_from_host_async(self, source, size, stream=None):
+        destination = self.ptr
+        _launch(lambda: ctypes.memmove(destination, source, size))   # a replay reads the host memory anew
+
+    def copy_from_host(self, source, size):
+        _refuse_during_capture("a synchronous copy from the host")
+        ctypes.memmove(self.ptr, source, size)
+
+    def copy_to_host_async(self, destination, size, stream=None):
+        source = self.ptr
+        _launch(lambda: ctypes.memmove(destination, source, size))
+
+
+class ndarray(numpy.lib.mixins.NDArrayOperatorsMixin):
+    """A device array: a NumPy array that NumPy may not read without ``.get()``."""
+    __array_priority__ = 100
+    __hash__ = None
+
+    def __init__(self, shape, dtype=float, memptr=None, strides=None, order="C"):
+        self._array = _register(_garbage(numpy.empty(shape, dtype, order=order)))
+        _allocate(self._array.nbytes)
+
+    @classmethod
+    def _of(cls, array):
+        self = object.__new__(cls)
+        self._array = _register(array)
+        return self
+
+    # NumPy must not convert a device array behind the user's back
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError("Implicit conversion to a NumPy array is not allowed. "
+                        "Please use `.get()` to construct a NumPy array explicitly.")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if "out" in kwargs:
+            if not all(isinstance(out, ndarray) for out in kwargs["out"]):
+                raise TypeError("a CuPy ufunc's out= must be a CuPy array")
+        if method == "__call__" and ufunc.__name__ == "matmul":
+            _refuse_cublas()
+        outs = kwargs.get("out")
+        inputs, kwargs = _unwrap(inputs), _unwrap(kwargs)
+        result = _operation(lambda: getattr(ufunc, method)(*inputs, **kwargs))
+        if outs is not None:   # the arrays written into, themselves (x -= y keeps x)
+            return outs[0] if len(outs) == 1 else outs
+        return result
+
+    def __array_function__(self, function, types_, args, kwargs):
+        name = function.__name__
+        if name not in CUPY_NAMES:
+            raise TypeError(f"numpy.{name} on a CuPy array: CuPy has no {name}")
+        return getattr(sys.modules[__name__], name)(*args, **kwargs)
+
+    def __matmul__(self, other):
+        return sys.modules[__name__].matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return sys.modules[__name__].matmul(other, self)
+
+    # what does not wait for the device
+    shape = property(lambda self: self._array.shape)
+    dtype = property(lambda self: self._array.dtype)
+    ndim = property(lambda self: self._array.ndim)
+    size = property(lambda self: self._array.size)
+    strides = property(lambda self: self._array.strides)
+    itemsize = property(lambda self: self._array.itemsize)
+    nbytes = property(lambda self: self._array.nbytes)
+    flags = property(lambda self: self._array.flags)
+    data = property(lambda self: _Pointer(self._array))
+    device = property(lambda self: cuda.Device(0))
+    T = property(lambda self: ndarray._of(self._array.T))
+    mT = property(lambda self: ndarray._of(numpy.swapaxes(self._array, -1, -2)))
+    base = property(lambda self: None if self._array.base is None else ndarray._of(self._array.base))
+
+    def __len__(self):
+        return len(self._array)
+
+    def __iter__(self):
+        return (self[index] for index in range(len(self)))
+
+    def __getitem__(self, key):
+        key = _unwrap(key, host_data=True)   # CuPy copies a NumPy index array to the device
+        keys = key if isinstance(key, tuple) else (key,)
+        if not any(k is Ellipsis or isinstance(k, (numpy.ndarray, list)) for k in keys):
+            key = keys + (Ellipsis,)   # a view, also where NumPy would hand back a scalar (as CuPy does)
+        array = self._array
+        return _operation(lambda: array[key])
+
+    def __setitem__(self, key, value):
+        key, value = _unwrap(key, host_data=True), _unwrap(value, host_data=True)
+        array = self._array
+
+        def run():
+            array[key] = value
+        _launch(run)
+
+    def get(self, stream=None, order="C", out=None):
+        _refuse_during_capture("a copy to the host")
+        return numpy.array(self._array, order=order)
+
+    def set(self, array, stream=None):
+        self[...] = array
+
+    def _read(self, what):
+        _refuse_during_capture(what)
+        return self._array
+
+    def __float__(self):
+        return float(self._read("reading a value on the host"))
+
+    def __int__(self):
+        return int(self._read("reading a value on the host"))
+
+    def __index__(self):
+        return self._read("reading a value on the host").__index__()
+
+    def __bool__(self):
+        return bool(self._read("reading a value on the host"))
+
+    def __complex__(self):
+        return complex(self._read("reading a value on the host"))
+
+    def __repr__(self):
+        return repr(self._read("printing an array")).replace("array", "cupy.ndarray", 1)
+
+    def __str__(self):
+        return str(self._read("printing an array"))
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name not in NDARRAY_NAMES:
+            raise AttributeError(f"'cupy.ndarray' object has no attribute {name!r}")
+        attribute = getattr(self._array, name)
+        if name in HOST_READS:
+            _refuse_during_capture(f"ndarray.{name}")
+            return attribute
+        if not callable(attribute):
+            return _wrap(attribute)
+
+        def method(*args, **kwargs):
+            args, kwargs = _unwrap(args), _unwrap(kwargs)
+            if name in ("dot",):
+                _refuse_cublas()
+            return _operation(lambda: getattr(self._array, name)(*args, **kwargs))
+        return method
+
+    def __copy__(self):
+        return self.copy()
+
+    def __deepcopy__(self, memo):
+        return self.copy()
+
+    def __reduce__(self):
+        return (_from_host, (self.get(),))
+
+
+def _from_host(array):
+    return asarray(array)
+
+
+# ---------------------------------------------------------------------------------------------
+# Functions: NumPy's, on device arrays only, where CuPy has them
+# ---------------------------------------------------------------------------------------------
+
+HOST_DATA = {"array", "asarray", "asanyarray"}   # the functions that copy from the host
+UNINITIALISED = {"empty", "empty_like"}
+NOT_ARRAYS = {"shape", "ndim", "size", "result_type", "may_share_memory", "shares_memory", "isscalar",
+              "can_cast", "min_scalar_type", "promote_types", "iscomplexobj", "isrealobj", "get_array_module",
+              "common_type", "broadcast_shapes"}
+BLAS = {"matmul", "dot", "vdot", "inner", "outer", "tensordot", "einsum", "kron"}
+
+
+def _refuse_cublas():
+    if _capture is not None:
+        raise NotImplementedError("cuBLAS is not available during stream capture (CuPy's wrappers refuse it)")
+
+
+def _function(name, function):
+    host_data = name in HOST_DATA
+
+    def call(*args, **kwargs):
+        if name in BLAS:
+            _refuse_cublas()
+        args, kwargs = _unwrap(args, host_data), _unwrap(kwargs, host_data)
+        if name in NOT_ARRAYS:
+            return function(*args, **kwargs)
+        if name in UNINITIALISED:
+            return ndarray._of(_garbage(function(*args, **kwargs)))
+        return _operation(lambda: function(*args, **kwargs))
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+def asarray(a, dtype=None, order=None, *, blocking=False):
+    if isinstance(a, ndarray) and (dtype is None or numpy.dtype(dtype) == a.dtype):
+        return a
+    return array(a, dtype, copy=False, order=order)
+
+
+def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocking=False):
+    if isinstance(obj, ndarray):
+        source = obj._array
+        return _operation(lambda: numpy.array(source, dtype, copy=copy or None, order=order, ndmin=ndmin))
+    _refuse_during_capture("a copy from the host")
+    return ndarray._of(numpy.array(_unwrap(obj, host_data=True), dtype, order=order, ndmin=ndmin))
+
+
+def asnumpy(a, stream=None, order="C", out=None, blocking=True):
+    if isinstance(a, ndarray):
+        return a.get(order=order)
+    return numpy.asarray(a, order=order)
+
+
+def get_array_module(*args):
+    return sys.modules[__name__] if any(isinstance(arg, ndarray) for arg in args) else numpy
+
+
+def __getattr__(name):
+    if name not in CUPY_NAMES:
+        raise AttributeError(f"module 'cupy' has no attribute {name!r}")
+    value = getattr(numpy, name)
+    if callable(value) and not isinstance(value, type):
+        value = _function(name, value)
+        globals()[name] = value
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernels: CUDA source compiled as host C++
+# ---------------------------------------------------------------------------------------------
+
+C_TYPES = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long", "uint32": "unsigned int",
+           "uint64": "unsigned long long", "int8": "signed char", "uint8": "unsigned char", "bool": "bool"}
+HOST_HEADER = """#include <cmath>
+#include <cstdint>
+#include <cstddef>
+using namespace std;
+#define __device__
+#define __global__
+#define __forceinline__ inline
+"""
+
+
+def _compile(source, name):
+    """A shared library built from ``source``, cached by its text."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
+    directory = Path(tempfile.gettempdir()) / f"tinygan-cupy-stand-in-{os.getuid()}"
+    directory.mkdir(exist_ok=True)
+    library = directory / f"{name}-{digest}.so"
+    if not library.exists():
+        path = directory / f"{name}-{digest}-{os.getpid()}.cpp"
+        path.write_text(source)
+        built = path.with_suffix(".so")
+        result = subprocess.run(["c++", "-O2", "-shared", "-fPIC", "-o", str(built), str(path)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"the stand-in could not compile {name}:\n{result.stderr}\n{source}")
+        os.replace(built, library)
+    return ctypes.CDLL(str(library))
+
+
+class _Parameter:
+    def __init__(self, text):
+        words = text.split()
+        self.raw = words[0] == "raw"
+        self.type, self.name = words[-2:]
+        self.dtype = None if len(self.type) == 1 else numpy.dtype(self.type)
+
+
+def _parameters(text):
+    return [_Parameter(part) for part in text.split(",") if part.strip()]
+
+
+def _decide_types(in_params, in_args, out_params, out_args):
+    """CuPy's rule: a typed parameter takes an array of exactly its dtype; the arrays of one type
+    placeholder (T) share a dtype; scalars take the parameter's type."""
+    placeholders = {}
+    for params, args in ((out_params, out_args or []), (in_params, in_args)):
+        for p, a in zip(params, args):
+            if not isinstance(a, ndarray):
+                continue
+            if p.dtype is not None:
+                if a.dtype != p.dtype:
+                    raise TypeError(f"Type is mismatched. {p.name} {a.dtype} {p.dtype}")
+            elif p.type in placeholders and placeholders[p.type] != a.dtype:
+                raise TypeError(f"Type is mismatched. {p.name} {a.dtype} {placeholders[p.type]} {p.type}")
+            else:
+                placeholders[p.type] = a.dtype
+    try:
+        in_types = [p.dtype or placeholders[p.type] for p in in_params]
+        out_types = [p.dtype or placeholders[p.type] for p in out_params]
+    except KeyError as missing:
+        raise TypeError(f"the type {missing} of a kernel is decided by no array argument") from None
+    return in_types, out_types, placeholders
+
+
+def _check_arguments(kernel, args, in_params, out_params):
+    for a in args:
+        if isinstance(a, numpy.ndarray):
+            raise TypeError(f"{kernel}: a NumPy array as a kernel argument (CuPy takes device arrays only)")
+    if len(args) not in (len(in_params), len(in_params) + len(out_params)):
+        raise TypeError(f"Wrong number of arguments for {kernel}")
+
+
+def _typedefs(placeholders):
+    return "".join(f"typedef {C_TYPES[dtype.name]} {name};\n" for name, dtype in sorted(placeholders.items()))
+
+
+def _scalar(value, dtype):
+    if isinstance(value, ndarray):
+        raise TypeError("a device array where the kernel takes a scalar")
+    return numpy.array([value], dtype=dtype)
+
+
+class ElementwiseKernel:
+    """CuPy's ElementwiseKernel: the body once per element of the broadcast non-raw arrays, ``i`` its index."""
+
+    def __init__(self, in_params, out_params, operation, name="kernel", reduce_dims=True, preamble="",
+                 no_return=False, return_tuple=False, **kwargs):
+        self.in_params, self.out_params = _parameters(in_params), _parameters(out_params)
+        self.operation, self.name, self.preamble = operation, name, preamble
+        self.no_return, self.return_tuple = no_return, return_tuple
+        self.libraries = {}
+
+    def _library(self, placeholders, arrays):
+        key = (tuple(sorted((name, dtype.name) for name, dtype in placeholders.items())), tuple(arrays))
+        if key not in self.libraries:
+            arguments, prologue = [], []
+            for index, p in enumerate(self.in_params):
+                c_type = p.type if p.dtype is None else C_TYPES[p.dtype.name]
+                arguments.append(f"const {c_type}* {p.name}_")
+                prologue.append(f"const {c_type}* {p.name} = {p.name}_;" if p.raw else
+                                f"const {c_type} {p.name} = {p.name}_[{'i' if index in arrays else '0'}];")
+            for p in self.out_params:
+                c_type = p.type if p.dtype is None else C_TYPES[p.dtype.name]
+                arguments.append(f"{c_type}* {p.name}_")
+                prologue.append(f"{c_type}* {p.name} = {p.name}_;" if p.raw else f"{c_type}& {p.name} = {p.name}_[i];")
+            source = (HOST_HEADER + _typedefs(placeholders) + self.preamble
+                      + f'\nextern "C" void run({", ".join(arguments)}, long long size) {{\n'
+                      + "  for (long long i = 0; i < size; ++i) {\n    " + "\n    ".join(prologue)
+                      + f"\n    {self.operation};\n  }}\n}}\n")
+            self.libraries[key] = _compile(source, self.name).run
+        return self.libraries[key]
+
+    def __call__(self, *args, size=None, block_size=None, stream=None):
+        _check_arguments(self.name, args, self.in_params, self.out_params)
+        in_args, out_args = args[:len(self.in_params)], args[len(self.in_params):] or None
+        in_types, out_types, placeholders = _decide_types(self.in_params, in_args, self.out_params, out_args)
+        broadcast = [a for p, a in zip(self.in_params, in_args) if isinstance(a, ndarray) and not p.raw]
+        if out_args is not None:
+            broadcast += [a for p, a in zip(self.out_params, out_args) if not p.raw]
+        if not broadcast:
+            raise ValueError("Loop size is undecided.")
+        shape = numpy.broadcast_shapes(*(a.shape for a in broadcast))
+        if out_args is None:
+            out_args = [ndarray(shape, dtype) for dtype in out_types]
+        for p, a in zip(self.out_params, out_args):
+            if not isinstance(a, ndarray):
+                raise TypeError(f"Output arguments type must be cupy.ndarray, not {type(a)}")
+            if not p.raw and a.shape != shape:
+                raise ValueError(f"Out shape is mismatched: {a.shape} while {shape} is expected.")
+        arrays = [index for index, (p, a) in enumerate(zip(self.in_params, in_args))
+                  if isinstance(a, ndarray) and not p.raw]
+        run = self._library(placeholders, arrays)
+        inputs = [(index in arrays, a._array if isinstance(a, ndarray) else _scalar(a, dtype))
+                  for index, (a, dtype) in enumerate(zip(in_args, in_types))]
+        outputs = [a._array for a in out_args]
+
+        def launch():
+            pointers = []
+            for broadcast_, a in inputs:
+                if broadcast_ and a.shape != shape:
+                    a = numpy.broadcast_to(a, shape)
+                pointers.append(numpy.ascontiguousarray(a))
+            results = [o if o.flags.c_contiguous else numpy.ascontiguousarray(o) for o in outputs]
+            run(*(ctypes.c_void_p(a.ctypes.data) for a in pointers + results),
+                ctypes.c_longlong(int(numpy.prod(shape))))
+            for o, r in zip(outputs, results):
+                if r is not o:
+                    o[...] = r
+        _launch(launch)
+        if self.no_return:
+            return None
+        return out_args[0] if len(out_args) == 1 and not self.return_tuple else tuple(out_args)
+
+
+class ReductionKernel:
+    """CuPy's ReductionKernel: map each element, combine the mapped values over ``axis``, post-map the total."""
+
+    def __init__(self, in_params, out_params, map_expr, reduce_expr, post_map_expr, identity, name="reduce_kernel",
+                 reduce_type=None, reduce_dims=True, preamble="", options=()):
+        self.in_params, self.out_params = _parameters(in_params), _parameters(out_params)
+        if len(self.out_params) != 1:
+            raise ValueError("the stand-in's ReductionKernel takes one output")
+        self.map_expr, self.reduce_expr, self.post_map_expr = map_expr, reduce_expr, post_map_expr
+        self.identity, self.name, self.reduce_type, self.preamble = identity, name, reduce_type, preamble
+        self.libraries = {}
+
+    def _library(self, placeholders, arrays):
+        key = (tuple(sorted((name, dtype.name) for name, dtype in placeholders.items())), tuple(arrays))
+        if key not in self.libraries:
+            (out,) = self.out_params
+            out_type = out.type if out.dtype is None else C_TYPES[out.dtype.name]
+            reduce_type = self.reduce_type or out_type
+            arguments, scalars, elements = [], [], []
+            for index, p in enumerate(self.in_params):
+                c_type = p.type if p.dtype is None else C_TYPES[p.dtype.name]
+                arguments.append(f"const {c_type}* {p.name}_")
+                if index in arrays:
+                    elements.append(f"const {c_type} {p.name} = {p.name}_[o * reduced + r];")
+                else:
+                    scalars.append(f"const {c_type} {p.name} = {p.name}_[0];")
+            source = (HOST_HEADER + _typedefs(placeholders) + f"typedef {reduce_type} _type_reduce;\n" + self.preamble
+                      + f'\nextern "C" void run({", ".join(arguments)}, {out_type}* {out.name}_, long long outputs, '
+                      + "long long reduced) {\n  " + " ".join(scalars) + "\n"
+                      + "  for (long long o = 0; o < outputs; ++o) {\n"
+                      + f"    _type_reduce _acc = _type_reduce({self.identity});\n"
+                      + "    for (long long r = 0; r < reduced; ++r) {\n      " + " ".join(elements)
+                      + f"\n      _type_reduce a = _acc, b = static_cast<_type_reduce>({self.map_expr});\n"
+                      + f"      _acc = ({self.reduce_expr});\n    }}\n"
+                      + f"    _type_reduce a = _acc; {out_type}& {out.name} = {out.name}_[o];\n"
+                      + f"    {self.post_map_expr};\n  }}\n}}\n")
+            self.libraries[key] = _compile(source, self.name).run
+        return self.libraries[key]
+
+    def __call__(self, *args, axis=None, keepdims=False, stream=None):
+        _check_arguments(self.name, args, self.in_params, self.out_params)
+        in_args, out_args = args[:len(self.in_params)], args[len(self.in_params):] or None
+        in_types, (out_type,), placeholders = _decide_types(self.in_params, in_args, self.out_params, out_args)
+        arrays = [index for index, a in enumerate(in_args) if isinstance(a, ndarray)]
+        if not arrays:
+            raise ValueError("Loop size is undecided.")
+        shape = numpy.broadcast_shapes(*(in_args[index].shape for index in arrays))
+        axes = tuple(range(len(shape))) if axis is None else tuple(
+            a % len(shape) for a in ((axis,) if numpy.isscalar(axis) else axis))
+        kept = [a for a in range(len(shape)) if a not in axes]
+        out_shape = tuple(1 if a in axes else shape[a] for a in range(len(shape))) if keepdims else tuple(
+            shape[a] for a in kept)
+        if out_args is None:
+            result = ndarray(out_shape, out_type)
+        else:
+            (result,) = out_args
+            if result.shape != out_shape:
+                raise ValueError(f"Out shape is mismatched: {result.shape} while {out_shape} is expected.")
+        outputs = int(numpy.prod([shape[a] for a in kept]))
+        reduced = int(numpy.prod([shape[a] for a in axes]))
+        run = self._library(placeholders, arrays)
+        inputs = [(index, a._array if isinstance(a, ndarray) else _scalar(a, dtype))
+                  for index, (a, dtype) in enumerate(zip(in_args, in_types))]
+        target = result._array
+
+        def launch():
+            pointers = []
+            for index, a in inputs:
+                if index in arrays:   # kept axes first, reduced axes last: row o holds output o's elements
+                    a = numpy.ascontiguousarray(numpy.broadcast_to(a, shape).transpose(kept + list(axes)))
+                pointers.append(a)
+            total = numpy.empty(outputs, target.dtype)
+            run(*(ctypes.c_void_p(a.ctypes.data) for a in pointers + [total]),
+                ctypes.c_longlong(outputs), ctypes.c_longlong(reduced))
+            target[...] = total.reshape(target.shape)
+        _launch(launch)
+        return result
+
+
+# A raw kernel's scalar argument must be as wide as its parameter: a GPU reads the bytes it is given.
+RAW_TYPES = {"float": "float32", "double": "float64", "int": "int32", "unsigned int": "uint32",
+             "long long": "int64", "unsigned long long": "uint64", "size_t": "uint64", "bool": "bool"}
+
+
+class _RawFunction:
+    def __init__(self, module, name):
+        signature = re.search(r'extern\s+"C"\s+__global__\s+void\s+' + name + r"\s*\(([^)]*)\)", module.code)
+        if signature is None:
+            raise RuntimeError(f"named symbol not found: {name}")
+        self.name, self.parameters = name, []
+        for text in signature.group(1).split(","):
+            text = " ".join(text.replace("*", " * ").split())
+            c_type = text.rsplit(" ", 1)[0].replace("const ", "").strip()
+            pointer = c_type.endswith("*")
+            element = c_type.rstrip("* ").strip()
+            element = module.defines.get(element, element)
+            self.parameters.append((pointer, RAW_TYPES[element]))
+        types_ = ", ".join(signature.group(1).split(","))
+        names = [text.replace("*", " ").split()[-1] for text in signature.group(1).split(",")]
+        launcher = (f'extern "C" void launch_{name}(unsigned int grid, unsigned int block, {types_}) {{\n'
+                    "  gridDim.x = grid; blockDim.x = block;\n"
+                    "  for (unsigned int b = 0; b < grid; ++b) for (unsigned int t = 0; t < block; ++t) {\n"
+                    f"    blockIdx.x = b; threadIdx.x = t; {name}({', '.join(names)});\n  }}\n}}\n")
+        self.launcher = _compile(HOST_HEADER + "struct dim3_ { unsigned int x = 0, y = 0, z = 0; };\n"
+                                 "static dim3_ blockIdx, threadIdx, blockDim, gridDim;\n" + module.code + launcher,
+                                 name)[f"launch_{name}"]
+
+    def __call__(self, grid, block, args, shared_mem=0, stream=None):
+        if len(args) != len(self.parameters):
+            raise TypeError(f"{self.name} takes {len(self.parameters)} arguments, got {len(args)}")
+        values = []
+        for index, ((pointer, dtype), arg) in enumerate(zip(self.parameters, args)):
+            if pointer:
+                if not isinstance(arg, ndarray):
+                    raise TypeError(f"argument {index} of {self.name} is a pointer: pass a CuPy array, not {type(arg)}")
+                if arg.dtype != numpy.dtype(dtype):
+                    raise TypeError(f"argument {index} of {self.name} points to {dtype}, got a {arg.dtype} array")
+                values.append(ctypes.c_void_p(arg.data.ptr))
+            else:
+                given = numpy.asarray(arg).dtype if isinstance(arg, numpy.generic) else {
+                    bool: numpy.dtype(bool), int: numpy.dtype(numpy.int64), float: numpy.dtype(numpy.float64)}[type(arg)]
+                if given != numpy.dtype(dtype):
+                    raise TypeError(f"argument {index} of {self.name} is a {dtype}, got a {given} "
+                                    "(on a GPU the kernel would read the wrong bytes)")
+                values.append(numpy.ctypeslib.as_ctypes_type(given)(arg.item() if isinstance(arg, numpy.generic)
+                                                                    else arg))
+        grid, block = (grid,) if numpy.isscalar(grid) else grid, (block,) if numpy.isscalar(block) else block
+        size = (ctypes.c_uint(int(grid[0])), ctypes.c_uint(int(block[0])))
+        _launch(lambda: self.launcher(*size, *values))
+
+
+class RawModule:
+    def __init__(self, code=None, path=None, options=(), backend="nvrtc", **kwargs):
+        self.code = code
+        self.defines = dict(re.findall(r"#define\s+(\w+)\s+([\w ]+?)\s*$", code, re.MULTILINE))
+        self.functions = {}
+
+    def get_function(self, name):
+        if name not in self.functions:
+            self.functions[name] = _RawFunction(self, name)
+        return self.functions[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# cupy.cuda: devices, streams, events, graphs, memory
+# ---------------------------------------------------------------------------------------------
+
+def _allocate(size):
+    return cuda._allocator(size) if cuda._allocator is not None else None
+
+
+class _Block:
+    def __init__(self, size):
+        self.size, self.ptr = size, 0
+
+
+class _Stream:
+    null = None
+
+    def __init__(self, null=False, non_blocking=False, ptr=0):
+        self.ptr = 0 if null else id(self)
+        self._previous = []
+
+    def __enter__(self):
+        self._previous.append(cuda._current)
+        cuda._current = self
+        return self
+
+    def __exit__(self, *error):
+        cuda._current = self._previous.pop()
+
+    def use(self):
+        cuda._current = self
+        return self
+
+    def synchronize(self):
+        _refuse_during_capture("synchronising a stream")
+
+    def is_capturing(self):
+        return _capture is not None and _capture.stream is self
+
+    def begin_capture(self, mode=None):
+        global _capture
+        if self.ptr == 0:
+            raise StreamCaptureUnsupported("the default stream cannot be captured")
+        if _capture is not None:
+            raise StreamCaptureUnsupported("a stream is already being captured")
+        _capture = _Capture(self)
+
+    def end_capture(self):
+        global _capture
+        if _capture is None or _capture.stream is not self:
+            raise RuntimeError("this stream is not being captured")
+        capture, _capture = _capture, None
+        capture.finish()
+        return _Graph(capture.operations)
+
+
+class _Graph:
+    def __init__(self, operations):
+        self.operations = operations
+
+    def launch(self, stream=None):
+        _refuse_during_capture("launching a graph")
+        for operation in self.operations:
+            operation()
+
+    def upload(self, stream=None):
+        pass
+
+
+class _Event:
+    def __init__(self, block=False, disable_timing=False, interprocess=False):
+        pass
+
+    def record(self, stream=None):
+        pass
+
+    def synchronize(self):
+        _refuse_during_capture("waiting for an event")
+
+    @property
+    def done(self):
+        return True
+
+
+class _Device:
+    def __init__(self, device=0):
+        self.id = int(device)
+        self.compute_capability = "90"
+
+    def synchronize(self):
+        _refuse_during_capture("synchronising the device")
+
+    def use(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *error):
+        pass
+
+
+class _MemoryPool:
+    def used_bytes(self):
+        return sum(reference().nbytes for reference in _memory.values() if reference() is not None)
+
+    total_bytes = used_bytes
+
+    def free_all_blocks(self, stream=None):
+        pass
+
+    def n_free_blocks(self):
+        return 0
+
+
+_pool = _MemoryPool()
+
+
+def get_default_memory_pool():
+    return _pool
+
+
+def _get_device_properties(device):
+    return {"name": b"CuPy stand-in on the CPU", "totalGlobalMem": 16 * 2**30, "multiProcessorCount": 1,
+            "major": 9, "minor": 0, "warpSize": 32}
+
+
+_cublas = None
+
+
+def _get_cublas_handle():
+    """Loads the stand-in's libcublas.so, as CuPy loads cuBLAS with its first handle."""
+    global _cublas
+    if _cublas is None:
+        _cublas = _HostCublas()
+    return 1
+
+
+@contextlib.contextmanager
+def _using_allocator(allocator=None):
+    previous, cuda._allocator = cuda._allocator, allocator
+    try:
+        yield
+    finally:
+        cuda._allocator = previous
+
+
+cuda = types.SimpleNamespace(
+    Device=_Device, Stream=_Stream, Event=_Event, Graph=_Graph, get_current_stream=lambda: cuda._current,
+    runtime=types.SimpleNamespace(getDeviceCount=lambda: 1, getDevice=lambda: 0,
+                                  getDeviceProperties=_get_device_properties,
+                                  deviceSynchronize=lambda: _refuse_during_capture("synchronising the device")),
+    device=types.SimpleNamespace(get_cublas_handle=_get_cublas_handle),
+    alloc_pinned_memory=lambda size: bytearray(size), using_allocator=_using_allocator,
+    get_allocator=lambda: cuda._allocator or _Block, _allocator=None, _current=None,
+    MemoryPointer=_Pointer)
+cuda._current = _Stream(null=True)
+cuda.Stream.null = cuda._current
+
+
+# ---------------------------------------------------------------------------------------------
+# cuBLAS, as a shared library that hands every call to Python
+# ---------------------------------------------------------------------------------------------
+
+CUBLAS_SOURCE = r"""
+#include <stddef.h>
+typedef int (*sgemm_t)(int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+typedef int (*dgemm_t)(int, int, int, int, int, double, const double*, int, const double*, int, double, double*, int);
+static sgemm_t sgemm_ = 0;
+static dgemm_t dgemm_ = 0;
+extern "C" {
+void stand_in_register(sgemm_t s, dgemm_t d) { sgemm_ = s; dgemm_ = d; }
+int cublasSetStream_v2(void* handle, void* stream) { return handle ? 0 : 1; }
+int cublasSetWorkspace_v2(void* handle, void* workspace, size_t bytes) { return handle && workspace ? 0 : 1; }
+int cublasSetPointerMode_v2(void* handle, int mode) { return handle && mode == 0 ? 0 : 1; }
+int cublasSgemm_v2(void* handle, int ta, int tb, int m, int n, int k, const float* alpha, const float* A, int lda,
+                   const float* B, int ldb, const float* beta, float* C, int ldc) {
+    return sgemm_(ta, tb, m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc); }
+int cublasDgemm_v2(void* handle, int ta, int tb, int m, int n, int k, const double* alpha, const double* A, int lda,
+                   const double* B, int ldb, const double* beta, double* C, int ldc) {
+    return dgemm_(ta, tb, m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc); }
+}
+"""
+
+
+def _column_major(address, rows, columns, leading, transposed, dtype):
+    """The (rows, columns) matrix op(X) that cuBLAS reads at ``address``: X column-major with leading
+    dimension ``leading``, transposed first if ``transposed``."""
+    item = numpy.dtype(dtype).itemsize
+    stored_rows, stored_columns = (columns, rows) if transposed else (rows, columns)
+    extent = (stored_columns - 1) * leading + stored_rows if stored_rows and stored_columns else 0
+    memory = numpy.ctypeslib.as_array((numpy.ctypeslib.as_ctypes_type(dtype) * max(extent, 1)).from_address(address))
+    stored = numpy.lib.stride_tricks.as_strided(memory, (stored_rows, stored_columns), (item, leading * item))
+    return stored.T if transposed else stored
+
+
+class _HostCublas:
+    def __init__(self):
+        directory = Path(tempfile.gettempdir()) / f"tinygan-cupy-stand-in-{os.getuid()}" / "cublas"
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / "libcublas.so"   # the name kernels/cublas.py looks for among the loaded libraries
+        if not path.exists():
+            source = directory / f"cublas-{os.getpid()}.cpp"
+            source.write_text(CUBLAS_SOURCE)
+            built = directory / f"libcublas-{os.getpid()}.so"
+            subprocess.run(["c++", "-O2", "-shared", "-fPIC", "-o", str(built), str(source)], check=True)
+            os.replace(built, path)
+        self.library = ctypes.CDLL(str(path))
+        callbacks = []
+        for real, dtype in ((ctypes.c_float, numpy.float32), (ctypes.c_double, numpy.float64)):
+            prototype = ctypes.CFUNCTYPE(ctypes.c_int, *[ctypes.c_int] * 5, real, ctypes.c_void_p, ctypes.c_int,
+                                         ctypes.c_void_p, ctypes.c_int, real, ctypes.c_void_p, ctypes.c_int)
+            callbacks.append(prototype(self._gemm(dtype)))
+        self.callbacks = callbacks   # held: the library calls them
+        self.library.stand_in_register(*callbacks)
+
+    @staticmethod
+    def _gemm(dtype):
+        def gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+            def run():
+                A = _column_major(a, m, k, lda, transa, dtype)
+                B = _column_major(b, k, n, ldb, transb, dtype)
+                C = _column_major(c, m, n, ldc, False, dtype)
+                C[...] = alpha * (A @ B) + (beta * C if beta != 0 else 0)
+            try:
+                _launch(run)
+            except Exception as error:   # an exception cannot cross the C library: report it as a status
+                print(f"stand-in cuBLAS: {error!r}", file=sys.stderr)
+                return 13   # CUBLAS_STATUS_EXECUTION_FAILED
+            return 0
+        return gemm
+
+
+# ---------------------------------------------------------------------------------------------
+# cupy.random: a generator whose state is device memory
+# ---------------------------------------------------------------------------------------------
+
+class Generator:
+    """CuPy's Generator API over NumPy's PCG64; its state is captured and restored with device memory."""
+
+    def __init__(self, bit_generator):
+        self._generator = numpy.random.Generator(bit_generator)
+        _generators.add(self)
+
+    def _state(self):
+        return self._generator.bit_generator.state
+
+    def _restore(self, state):
+        self._generator.bit_generator.state = state
+
+    def _draw(self, draw, dtype, out=None):
+        dtype = numpy.dtype(dtype)
+        if out is not None:
+            target = out._array
+
+            def run():
+                target[...] = draw()
+            _launch(run)
+            return out
+        return _operation(lambda: draw().astype(dtype, copy=False))
+
+    def standard_normal(self, size=None, dtype=numpy.float64, out=None):
+        return self._draw(lambda: self._generator.standard_normal(size, dtype=dtype), dtype, out)
+
+    def random(self, size=None, dtype=numpy.float64, out=None):
+        return self._draw(lambda: self._generator.random(size, dtype=dtype), dtype, out)
+
+    def uniform(self, low=0.0, high=1.0, size=None, dtype=numpy.float64):
+        return self._draw(lambda: self._generator.uniform(low, high, size), dtype)
+
+    def integers(self, low, high=None, size=None, dtype=numpy.int64, endpoint=False):
+        return self._draw(lambda: self._generator.integers(low, high, size, dtype, endpoint), dtype)
+
+    def poisson(self, lam=1.0, size=None):
+        return self._draw(lambda: self._generator.poisson(lam, size), numpy.int64)
+
+
+def _default_rng(seed=None):
+    return Generator(numpy.random.PCG64(seed))
+
+
+random = types.SimpleNamespace(default_rng=_default_rng, Generator=Generator)
