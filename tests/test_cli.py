@@ -209,6 +209,36 @@ def test_gpu_without_cupy_is_a_one_line_error(tmp_path):
     assert result.stderr.strip().count("\n") == 0 and "pip install tinygan[gpu]" in result.stderr
 
 
+@pytest.mark.gpu
+def test_every_command_that_takes_a_device_runs_on_the_gpu(tmp_path):
+    """train (its FID measured on the GPU), then sample, interpolate and eval of that run, with --device gpu;
+    a conditional run, so that the class labels travel to the GPU too."""
+    from conftest import skip_without_gpu
+    skip_without_gpu()
+    run_dir = tmp_path / "run"
+    result = tinygan("train", "--arch", "mlp", "--conditional", "--device", "gpu", "--epochs", 1, "--out", run_dir,
+                     "--quiet", *QUICK, "--limit", 256, "--eval-images", 200, "--eval-every", 1)
+    assert result.returncode == 0, result.stderr
+    with open(run_dir / "metrics.csv") as stream:
+        (row,) = list(csv.DictReader(stream))
+    assert np.isfinite(float(row["fid"])) and np.isfinite(float(row["d_loss"]))
+    assert json.loads((run_dir / "config.json").read_text())["device"] == "gpu"
+
+    result = tinygan("sample", "--checkpoint", run_dir, "--n", 20, "--digit", "3,7", "--out", tmp_path / "s.npy",
+                     "--device", "gpu")
+    assert result.returncode == 0, result.stderr
+    samples = np.load(tmp_path / "s.npy")
+    assert samples.shape == (20, 28, 28) and samples.max() > samples.min()
+    result = tinygan("interpolate", "--checkpoint", run_dir, "--out", tmp_path / "walk.png", "--rows", 2,
+                     "--device", "gpu")
+    assert result.returncode == 0 and (tmp_path / "walk.png").stat().st_size > 0, result.stderr
+    result = tinygan("eval", run_dir, "--n", 200, "--device", "gpu", "--data-dir", SHARED_MNIST,
+                     "--nearest-neighbour", 100)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((run_dir / "eval.json").read_text())
+    assert report["n"] == 200 and np.isfinite(report["fid"]) and 0 <= report["asked_class_share"] <= 1
+
+
 def test_resume_refuses_to_change_the_architecture(tmp_path, capsys):
     assert run_main(capsys, "train", "--arch", "mlp", "--epochs", 1, "--out", tmp_path / "run", "--quiet",
                     *QUICK)[0] == 0
