@@ -6,6 +6,10 @@ uncaptured ones from the same state, and fresh dropout masks and noise at
 every replay of a graph.
 """
 import csv
+import ctypes
+import ctypes.util
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -14,6 +18,7 @@ from conftest import SHARED_MNIST, requires_mnist, skip_without_gpu
 from tinygan import backend, models
 from tinygan.cuda_graph import CapturedStep, PerStep, StepValues, keep_alive, per_step, recording
 from tinygan.gan import GAN
+from tinygan.kernels import cublas
 
 
 def test_outside_a_capture_per_step_is_the_value_itself():
@@ -140,6 +145,39 @@ def test_captured_matrix_products_hand_cublas_the_transposed_problem(host_cublas
     c = np.full((M, N), np.nan, dtype=dtype)
     gemm(host_cublas, 1, a, b, c, lambda array: array.ctypes.data)
     np.testing.assert_allclose(c, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
+
+
+def use_as_cupy(monkeypatch, cupy_stand_in, binding_file):
+    """This process sees the stand-in as ``cupy``, and a cuBLAS binding whose library is ``binding_file``."""
+    binding = types.SimpleNamespace(__file__=str(binding_file))
+    monkeypatch.setitem(sys.modules, "cupy", cupy_stand_in)
+    for name in ("cupy_backends", "cupy_backends.cuda"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "cupy_backends.cuda.libs", types.SimpleNamespace(cublas=binding))
+    monkeypatch.setattr(cublas, "_library", None)
+
+
+def address(function):
+    return ctypes.cast(function, ctypes.c_void_p).value
+
+
+def test_captured_products_call_the_cublas_cupys_binding_is_linked_against(cupy_stand_in, monkeypatch):
+    """PyTorch brings its own cuBLAS, and the benchmarks import it beside CuPy: CuPy's handle must go to the
+    cuBLAS that CuPy calls. The stand-in has loaded a decoy cuBLAS of another CUDA, first among the process's
+    libraries; the functions found through the binding are the stand-in's, not the decoy's."""
+    cupy_stand_in.cuda.device.get_cublas_handle()
+    use_as_cupy(monkeypatch, cupy_stand_in, cupy_stand_in._cublas_binding())
+    loaded = [line.split()[-1] for line in open("/proc/self/maps") if "/libcublas.so" in line]
+    assert "decoy" in loaded[0] and len(set(loaded)) == 2
+    assert address(cublas.library().cublasSgemm_v2) == address(cupy_stand_in._cublas.library.cublasSgemm_v2)
+    assert address(cublas.library().cublasSgemm_v2) != address(cupy_stand_in._cublas.decoy.cublasSgemm_v2)
+
+
+def test_without_a_binding_linked_against_cublas_it_refuses_to_guess_among_several(cupy_stand_in, monkeypatch):
+    cupy_stand_in.cuda.device.get_cublas_handle()
+    use_as_cupy(monkeypatch, cupy_stand_in, ctypes.util.find_library("m"))   # a library without cuBLAS's symbols
+    with pytest.raises(RuntimeError, match="cannot tell CuPy's cuBLAS among the 2 this process has loaded"):
+        cublas.library()
 
 
 @pytest.mark.parametrize("settings, message", [

@@ -51,15 +51,29 @@ _library = None
 
 
 def library():
-    """libcublas as this process loaded it (through CuPy), for ctypes."""
+    """The libcublas that CuPy calls (and made its handle with), for ctypes.
+
+    A process may hold more than one cuBLAS: PyTorch brings its own, and the
+    benchmarks import it beside CuPy. CuPy's handle must go to CuPy's cuBLAS
+    only. So the functions are looked up through CuPy's cuBLAS binding: a
+    symbol looked up in a library's handle (dlsym) is searched in that
+    library and then in the libraries it was linked against, which for the
+    binding is CuPy's libcublas.
+    """
     global _library
     if _library is None:
         import cupy
+        from cupy_backends.cuda.libs import cublas as binding
         cupy.cuda.device.get_cublas_handle()   # CuPy loads cuBLAS with its first handle
-        paths = [line.split()[-1] for line in open("/proc/self/maps") if "/libcublas.so" in line]
-        if not paths:
-            raise RuntimeError("--cuda-graph calls cuBLAS directly, but this process has not loaded libcublas")
-        _library = declare(ctypes.CDLL(paths[0]))
+        lib = ctypes.CDLL(binding.__file__)
+        if not hasattr(lib, "cublasSgemm_v2"):   # a CuPy that opens cuBLAS at run time: the one loaded, if one
+            paths = sorted({line.split()[-1] for line in open("/proc/self/maps") if "/libcublas.so" in line})
+            if len(paths) != 1:
+                raise RuntimeError(f"--cuda-graph calls cuBLAS directly, but cannot tell CuPy's cuBLAS among the "
+                                   f"{len(paths)} this process has loaded ({', '.join(paths) or 'none'}): train "
+                                   "without --cuda-graph, or without importing another CUDA library beside CuPy")
+            lib = ctypes.CDLL(paths[0])
+        _library = declare(lib)
     return _library
 
 

@@ -445,22 +445,29 @@ using namespace std;
 """
 
 
-def _compile(source, name):
-    """A shared library built from ``source``, cached by its text."""
-    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
-    directory = Path(tempfile.gettempdir()) / f"tinygan-cupy-stand-in-{os.getuid()}"
-    directory.mkdir(exist_ok=True)
-    library = directory / f"{name}-{digest}.so"
+CACHE = Path(tempfile.gettempdir()) / f"tinygan-cupy-stand-in-{os.getuid()}"   # the built libraries
+
+
+def _build(source, library, flags=()):
+    """``library`` (a path) built from the C++ ``source`` unless it is there; the build goes to a file of this
+    process's first, so that processes building the same library at once never load half of one."""
+    library.parent.mkdir(parents=True, exist_ok=True)
     if not library.exists():
-        path = directory / f"{name}-{digest}-{os.getpid()}.cpp"
+        path = library.with_name(f"{library.name}-{os.getpid()}.cpp")
         path.write_text(source)
         built = path.with_suffix(".so")
-        result = subprocess.run(["c++", "-O2", "-shared", "-fPIC", "-o", str(built), str(path)],
+        result = subprocess.run(["c++", "-O2", "-shared", "-fPIC", "-o", str(built), str(path), *flags],
                                 capture_output=True, text=True)
         if result.returncode != 0:
-            raise RuntimeError(f"the stand-in could not compile {name}:\n{result.stderr}\n{source}")
+            raise RuntimeError(f"the stand-in could not compile {library.name}:\n{result.stderr}\n{source}")
         os.replace(built, library)
-    return ctypes.CDLL(str(library))
+    return library
+
+
+def _compile(source, name):
+    """A shared library built from ``source`` (cached by its text), loaded."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
+    return ctypes.CDLL(str(_build(source, CACHE / f"{name}-{digest}.so")))
 
 
 class _Parameter:
@@ -861,11 +868,17 @@ _cublas = None
 
 
 def _get_cublas_handle():
-    """Loads the stand-in's libcublas.so, as CuPy loads cuBLAS with its first handle."""
+    """Loads the stand-in's libcublas, as CuPy loads cuBLAS with its first handle."""
     global _cublas
     if _cublas is None:
         _cublas = _HostCublas()
     return 1
+
+
+def _cublas_binding():
+    """The path of the library that stands for CuPy's cuBLAS binding (cupy_backends.cuda.libs.cublas)."""
+    _get_cublas_handle()
+    return _cublas.binding
 
 
 @contextlib.contextmanager
@@ -915,6 +928,24 @@ int cublasDgemm_v2(void* handle, int ta, int tb, int m, int n, int k, const doub
 """
 
 
+DECOY_SOURCE = r"""
+#include <stddef.h>
+extern "C" {
+int cublasSetStream_v2(void* handle, void* stream) { return 1; }
+int cublasSetWorkspace_v2(void* handle, void* workspace, size_t bytes) { return 1; }
+int cublasSetPointerMode_v2(void* handle, int mode) { return 1; }
+int cublasSgemm_v2() { return 1; }
+int cublasDgemm_v2() { return 1; }
+}
+"""
+
+# CuPy's cuBLAS binding (cupy_backends.cuda.libs.cublas) is a library linked against libcublas: this one too.
+BINDING_SOURCE = r"""
+extern "C" int cublasSgemm_v2();
+extern "C" void* stand_in_binding() { return (void*)&cublasSgemm_v2; }
+"""
+
+
 def _column_major(address, rows, columns, leading, transposed, dtype):
     """The (rows, columns) matrix op(X) that cuBLAS reads at ``address``: X column-major with leading
     dimension ``leading``, transposed first if ``transposed``."""
@@ -927,17 +958,23 @@ def _column_major(address, rows, columns, leading, transposed, dtype):
 
 
 class _HostCublas:
+    """The stand-in's libcublas.so.12, a binding linked against it as CuPy's is, and a decoy.
+
+    The decoy is a second libcublas, of another CUDA (libcublas.so.11), every
+    call of which fails: it stands for the cuBLAS that PyTorch brings into a
+    process beside CuPy's, built for another CUDA than CuPy's, so that a
+    caller who takes whichever libcublas is loaded, and not CuPy's, fails.
+    """
+
     def __init__(self):
-        directory = Path(tempfile.gettempdir()) / f"tinygan-cupy-stand-in-{os.getuid()}" / "cublas"
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / "libcublas.so"   # the name kernels/cublas.py looks for among the loaded libraries
-        if not path.exists():
-            source = directory / f"cublas-{os.getpid()}.cpp"
-            source.write_text(CUBLAS_SOURCE)
-            built = directory / f"libcublas-{os.getpid()}.so"
-            subprocess.run(["c++", "-O2", "-shared", "-fPIC", "-o", str(built), str(source)], check=True)
-            os.replace(built, path)
-        self.library = ctypes.CDLL(str(path))
+        digest = hashlib.sha256((CUBLAS_SOURCE + DECOY_SOURCE + BINDING_SOURCE).encode()).hexdigest()[:20]
+        directory = CACHE / f"cublas-{digest}"
+        name = "libcublas.so.12"   # what kernels/cublas.py looks for among a process's libraries
+        self.library = ctypes.CDLL(str(_build(CUBLAS_SOURCE, directory / name, [f"-Wl,-soname,{name}"])))
+        self.binding = _build(BINDING_SOURCE, directory / "cublas_binding.so",
+                              [f"-L{directory}", f"-l:{name}", f"-Wl,-rpath,{directory}", "-Wl,--no-as-needed"])
+        decoy = "libcublas.so.11"   # loaded last, it comes first among the process's libraries (mapped lower)
+        self.decoy = ctypes.CDLL(str(_build(DECOY_SOURCE, directory / "decoy" / decoy, [f"-Wl,-soname,{decoy}"])))
         callbacks = []
         for real, dtype in ((ctypes.c_float, numpy.float32), (ctypes.c_double, numpy.float64)):
             prototype = ctypes.CFUNCTYPE(ctypes.c_int, *[ctypes.c_int] * 5, real, ctypes.c_void_p, ctypes.c_int,
