@@ -474,6 +474,8 @@ def main(device, full, no_torch, json_path, only, archs, repeats, data_dir, eval
         sys.exit(f"Error: {error}")
     torch = None if no_torch else load_torch()
     bench = Bench(device, full, torch, repeats)
+    if torch and not bench.torch:
+        click.echo(f"PyTorch {torch.__version__} cannot reach a CUDA device: its column is left out", err=True)
     sections = set(only) or {"kernels", "layers", "step", "eval"}
     archs = [arch for arch in ("dcgan", "mlp") if arch in archs or not archs]
     now = datetime.datetime.now(datetime.timezone.utc)
