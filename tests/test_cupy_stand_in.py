@@ -121,6 +121,37 @@ def test_a_capture_runs_nothing_and_each_replay_runs_it_on_the_memory_of_the_tim
     assert not np.array_equal(noise.get(), first)        # each replay draws afresh
 
 
+def test_memory_let_go_goes_back_to_the_pool_and_a_graph_may_not_use_it(cupy):
+    """As CuPy's pool: a block whose last array is gone is handed, as garbage, to the next array of its size. A
+    graph that uses such a block refuses to run; one whose allocations were held (as cuda_graph.py's
+    HeldAllocations holds them) runs."""
+    a = cupy.zeros(100)
+    address = a.data.ptr
+    del a
+    b = cupy.empty(100)
+    assert b.data.ptr == address and np.isnan(b.get()).all()
+
+    stream, x, allocate = cupy.cuda.Stream(non_blocking=True), cupy.asarray(np.ones(4)), cupy.cuda.get_allocator()
+    for held in (False, True):
+        blocks = []
+
+        def keep(size):
+            blocks.append(allocate(size))
+            return blocks[-1]
+        with stream, cupy.cuda.using_allocator(keep if held else None):
+            stream.begin_capture()
+            y = x * 2
+            z = y + 1                        # reads y's memory at every replay
+            graph = stream.end_capture()
+        del y                                # the graph still reads what y was
+        if held:
+            graph.launch()
+            np.testing.assert_array_equal(z.get(), [3.0] * 4)
+        else:
+            with pytest.raises(RuntimeError, match="gone back to CuPy's pool"):
+                graph.launch()
+
+
 def test_what_a_capture_cannot_record_is_refused(cupy):
     stream = cupy.cuda.Stream(non_blocking=True)
     x = cupy.asarray(np.ones((2, 2)))

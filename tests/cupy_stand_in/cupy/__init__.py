@@ -67,42 +67,88 @@ class StreamCaptureUnsupported(RuntimeError):
 # Device memory, and the capture that records what is done to it
 # ---------------------------------------------------------------------------------------------
 
-_memory = {}   # id -> weakref of every NumPy array that holds device memory (a base, never a view)
+# Device memory is a pool of blocks, as CuPy's: an array's memory is a block's buffer (or a view of one), and a
+# block whose last array is gone goes back to the pool, filled with garbage, for the next array of its size. A
+# captured graph keeps the buffers it writes to, not their blocks: memory the graph uses that its arrays have
+# let go is handed to other arrays, as CuPy's pool does, unless something holds the block (cuda_graph.py's
+# HeldAllocations, keep_alive).
+ROUNDING = 512          # bytes, as CuPy's pool rounds a request
+_blocks = {}            # id of a buffer -> weakref of the block that owns it
+_free = {}              # size -> buffers given back to the pool
 _generators = weakref.WeakSet()
 
 
-def _register(array):
-    base = array
-    while isinstance(base.base, numpy.ndarray):
-        base = base.base
-    if id(base) not in _memory:
-        key = id(base)
-        _memory[key] = weakref.ref(base, lambda _, key=key: _memory.pop(key, None))
-    return array
+class _Block:
+    """Memory handed out by an allocator (CuPy's MemoryPointer): ``size`` bytes in ``buffer``."""
+
+    def __init__(self, size):
+        self.size = size
+        free = _free.get(size)
+        self.buffer = free.pop() if free else numpy.full(size, 0xFF, numpy.uint8)   # 0xFF bytes: NaN, -1
+        self.ptr = self.buffer.ctypes.data
+        _blocks[id(self.buffer)] = weakref.ref(self)
+        weakref.finalize(self, _give_back, self.buffer)
+        if _capture is not None:
+            _capture.allocated.append(self.buffer)
+
+
+def _give_back(buffer):
+    del _blocks[id(buffer)]
+    buffer.fill(0xFF)   # what the next owner finds: garbage
+    _free.setdefault(buffer.size, []).append(buffer)
+
+
+def _block_of(array):
+    """The block whose memory ``array`` is, or None for memory that is not the device's."""
+    while isinstance(array.base, numpy.ndarray):
+        array = array.base
+    reference = _blocks.get(id(array))
+    return None if reference is None else reference()
+
+
+def _device_array(shape, dtype):
+    """A new array (NumPy, in a fresh block from the current allocator) and its block."""
+    dtype = numpy.dtype(dtype)
+    nbytes = int(numpy.prod(shape, dtype=numpy.int64)) * dtype.itemsize
+    block = (cuda._allocator or _Block)(-(-nbytes // ROUNDING) * ROUNDING)
+    return block.buffer[:nbytes].view(dtype).reshape(shape), block
+
+
+def _live_buffers():
+    return [buffer for buffer in (_buffer_of(reference) for reference in list(_blocks.values())) if buffer is not None]
+
+
+def _buffer_of(reference):
+    block = reference()
+    return None if block is None else block.buffer
 
 
 class _Capture:
     """What a capturing stream records: the operations, and the device memory to restore when it ends."""
 
     def __init__(self, stream):
-        self.stream, self.operations = stream, []
-        self.saved = [(reference, reference().copy()) for reference in _memory.values() if reference() is not None]
-        self.known = set(_memory)
+        self.stream, self.operations, self.allocated = stream, [], []
+        self.used = {}   # id -> weakref of every block an operation read or wrote, for the graph to check
+        self.saved = [(buffer, buffer.copy()) for buffer in _live_buffers()]
         self.generators = [(generator, generator._state()) for generator in _generators]
 
     def finish(self):
-        for reference, copy in self.saved:
-            if reference() is not None and reference().flags.writeable:
-                numpy.copyto(reference(), copy)
-        for key, reference in list(_memory.items()):
-            array = reference()
-            if key not in self.known and array is not None and array.dtype.kind in "fc":
-                array.fill(numpy.nan)   # nothing captured has run yet
+        for buffer, copy in self.saved:
+            numpy.copyto(buffer, copy)
+        for buffer in self.allocated:
+            buffer.fill(0xFF)   # nothing captured has run yet
         for generator, state in self.generators:
             generator._restore(state)
 
 
 _capture = None
+
+
+def _note(array):
+    """While a stream is captured: the graph will use ``array``'s memory (a device array) at every replay."""
+    if _capture is not None and array._block is not None:
+        _capture.used.setdefault(id(array._block), weakref.ref(array._block))
+    return array
 
 
 def _refuse_during_capture(what):
@@ -123,23 +169,40 @@ def _launch(run):
 def _operation(compute):
     """A device operation whose result is new memory (or a view): at a replay its values are computed again
     and written into the memory the recorded result holds."""
-    holder = []
+    memory = []   # the result's memory, not the arrays: a graph keeps addresses, and holds no array alive
 
     def run():
         fresh = compute()
-        if not holder:
-            holder.append(_host_result(fresh))
-            return holder[0]
-        _write_into(holder[0], fresh)
-        return holder[0]
-    return _wrap(_launch(run))
+        if not memory:
+            result = _on_device(fresh)
+            memory.append(_memory_of(result))
+            return result
+        _write_into(memory[0], fresh)
+    return _launch(run)
 
 
-def _host_result(value):
-    if isinstance(value, numpy.generic):
-        return numpy.asarray(value)   # CuPy's reductions give 0-d arrays, not scalars
+def _memory_of(value):
+    if isinstance(value, ndarray):
+        return value._array
     if isinstance(value, (tuple, list)):
-        return type(value)(_host_result(item) for item in value)
+        return type(value)(_memory_of(item) for item in value)
+    return value
+
+
+def _on_device(value):
+    """``value`` with each NumPy array in it a device array: a view of device memory stays one, and a result in
+    NumPy's memory is copied into a block of the pool."""
+    if isinstance(value, numpy.generic):
+        value = numpy.asarray(value)   # CuPy's reductions give 0-d arrays, not scalars
+    if isinstance(value, numpy.ndarray):
+        block = _block_of(value)
+        if block is None:
+            array, block = _device_array(value.shape, value.dtype)
+            numpy.copyto(array, value)
+            value = array
+        return _note(ndarray._of(value, block))
+    if isinstance(value, (tuple, list)):
+        return type(value)(_on_device(item) for item in value)
     return value
 
 
@@ -156,21 +219,15 @@ def _write_into(target, fresh):
 # The array
 # ---------------------------------------------------------------------------------------------
 
-def _garbage(array):
-    """``array`` filled as fresh device memory may be: NaN where it holds floats, 0xA5 bytes elsewhere, so that
-    a value read before it is written shows."""
-    if array.dtype.kind in "fc":
-        array.fill(numpy.nan)
-    elif array.flags.c_contiguous or array.flags.f_contiguous:
-        array.view(numpy.uint8).fill(0xA5)
-    return array
-
-
 def _unwrap(value, host_data=False):
     """The NumPy arrays behind ``value`` (an array, a scalar, a nesting of lists, tuples and dicts);
-    a NumPy array is refused, as CuPy refuses one, unless ``host_data`` (a copy from the host)."""
+    a NumPy array is refused, as CuPy refuses one, unless ``host_data`` (a copy from the host).
+
+    The caller keeps ``value`` until the operation has run: CuPy hands a block back to the pool only for work
+    queued after what was queued with it, and an argument that nothing else holds is gone as soon as the
+    caller lets go of it."""
     if isinstance(value, ndarray):
-        return value._array
+        return _note(value)._array
     if isinstance(value, numpy.ndarray):
         if not host_data:
             raise TypeError(f"Unsupported type {type(value)}: a NumPy array among a CuPy operation's operands "
@@ -183,16 +240,6 @@ def _unwrap(value, host_data=False):
         return {key: _unwrap(item, host_data) for key, item in value.items()}
     if isinstance(value, slice):
         return slice(_unwrap(value.start), _unwrap(value.stop), _unwrap(value.step))
-    return value
-
-
-def _wrap(value):
-    if isinstance(value, numpy.ndarray):
-        return ndarray._of(value)
-    if isinstance(value, numpy.generic):
-        return ndarray._of(numpy.asarray(value))
-    if isinstance(value, (tuple, list)):
-        return type(value)(_wrap(item) for item in value)
     return value
 
 
@@ -223,14 +270,17 @@ class ndarray(numpy.lib.mixins.NDArrayOperatorsMixin):
     __hash__ = None
 
     def __init__(self, shape, dtype=float, memptr=None, strides=None, order="C"):
-        self._array = _register(_garbage(numpy.empty(shape, dtype, order=order)))
-        _allocate(self._array.nbytes)
+        self._array, self._block = _device_array(shape, dtype)
 
     @classmethod
-    def _of(cls, array):
+    def _of(cls, array, block):
+        """The device array over ``array``, memory of ``block`` (which it holds, as CuPy's holds its pointer)."""
         self = object.__new__(cls)
-        self._array = _register(array)
+        self._array, self._block = array, block
         return self
+
+    def _view(self, array):
+        return ndarray._of(array, self._block)
 
     # NumPy must not convert a device array behind the user's back
     def __array__(self, dtype=None, copy=None):
@@ -244,8 +294,8 @@ class ndarray(numpy.lib.mixins.NDArrayOperatorsMixin):
         if method == "__call__" and ufunc.__name__ == "matmul":
             _refuse_cublas()
         outs = kwargs.get("out")
-        inputs, kwargs = _unwrap(inputs), _unwrap(kwargs)
-        result = _operation(lambda: getattr(ufunc, method)(*inputs, **kwargs))
+        values, options = _unwrap(inputs), _unwrap(kwargs)
+        result = _operation(lambda: getattr(ufunc, method)(*values, **options))
         if outs is not None:   # the arrays written into, themselves (x -= y keeps x)
             return outs[0] if len(outs) == 1 else outs
         return result
@@ -271,11 +321,10 @@ class ndarray(numpy.lib.mixins.NDArrayOperatorsMixin):
     itemsize = property(lambda self: self._array.itemsize)
     nbytes = property(lambda self: self._array.nbytes)
     flags = property(lambda self: self._array.flags)
-    data = property(lambda self: _Pointer(self._array))
+    data = property(lambda self: _Pointer(_note(self)._array))
     device = property(lambda self: cuda.Device(0))
-    T = property(lambda self: ndarray._of(self._array.T))
-    mT = property(lambda self: ndarray._of(numpy.swapaxes(self._array, -1, -2)))
-    base = property(lambda self: None if self._array.base is None else ndarray._of(self._array.base))
+    T = property(lambda self: self._view(self._array.T))
+    mT = property(lambda self: self._view(numpy.swapaxes(self._array, -1, -2)))
 
     def __len__(self):
         return len(self._array)
@@ -284,19 +333,19 @@ class ndarray(numpy.lib.mixins.NDArrayOperatorsMixin):
         return (self[index] for index in range(len(self)))
 
     def __getitem__(self, key):
-        key = _unwrap(key, host_data=True)   # CuPy copies a NumPy index array to the device
-        keys = key if isinstance(key, tuple) else (key,)
-        if not any(k is Ellipsis or isinstance(k, (numpy.ndarray, list)) for k in keys):
-            key = keys + (Ellipsis,)   # a view, also where NumPy would hand back a scalar (as CuPy does)
+        index = _unwrap(key, host_data=True)   # CuPy copies a NumPy index array to the device
+        indices = index if isinstance(index, tuple) else (index,)
+        if not any(k is Ellipsis or isinstance(k, (numpy.ndarray, list)) for k in indices):
+            index = indices + (Ellipsis,)   # a view, also where NumPy would hand back a scalar (as CuPy does)
         array = self._array
-        return _operation(lambda: array[key])
+        return _operation(lambda: array[index])
 
     def __setitem__(self, key, value):
-        key, value = _unwrap(key, host_data=True), _unwrap(value, host_data=True)
+        index, values = _unwrap(key, host_data=True), _unwrap(value, host_data=True)
         array = self._array
 
         def run():
-            array[key] = value
+            array[index] = values
         _launch(run)
 
     def get(self, stream=None, order="C", out=None):
@@ -339,13 +388,14 @@ class ndarray(numpy.lib.mixins.NDArrayOperatorsMixin):
             _refuse_during_capture(f"ndarray.{name}")
             return attribute
         if not callable(attribute):
-            return _wrap(attribute)
+            return _on_device(attribute)
 
         def method(*args, **kwargs):
-            args, kwargs = _unwrap(args), _unwrap(kwargs)
+            values, options = _unwrap(args), _unwrap(kwargs)
             if name in ("dot",):
                 _refuse_cublas()
-            return _operation(lambda: getattr(self._array, name)(*args, **kwargs))
+            array = self._array   # not self: a recorded operation holds memory, not arrays
+            return _operation(lambda: getattr(array, name)(*values, **options))
         return method
 
     def __copy__(self):
@@ -385,12 +435,13 @@ def _function(name, function):
     def call(*args, **kwargs):
         if name in BLAS:
             _refuse_cublas()
-        args, kwargs = _unwrap(args, host_data), _unwrap(kwargs, host_data)
+        values, options = _unwrap(args, host_data), _unwrap(kwargs, host_data)
         if name in NOT_ARRAYS:
-            return function(*args, **kwargs)
-        if name in UNINITIALISED:
-            return ndarray._of(_garbage(function(*args, **kwargs)))
-        return _operation(lambda: function(*args, **kwargs))
+            return function(*values, **options)
+        if name in UNINITIALISED:   # a block as the pool hands it out: garbage
+            like = function(*values, **options)
+            return ndarray(like.shape, like.dtype)
+        return _operation(lambda: function(*values, **options))
     call.__name__ = call.__qualname__ = name
     return call
 
@@ -406,7 +457,7 @@ def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocki
         source = obj._array
         return _operation(lambda: numpy.array(source, dtype, copy=copy or None, order=order, ndmin=ndmin))
     _refuse_during_capture("a copy from the host")
-    return ndarray._of(numpy.array(_unwrap(obj, host_data=True), dtype, order=order, ndmin=ndmin))
+    return _on_device(numpy.array(_unwrap(obj, host_data=True), dtype, order=order, ndmin=ndmin))
 
 
 def asnumpy(a, stream=None, order="C", out=None, blocking=True):
@@ -573,9 +624,9 @@ class ElementwiseKernel:
         arrays = [index for index, (p, a) in enumerate(zip(self.in_params, in_args))
                   if isinstance(a, ndarray) and not p.raw]
         run = self._library(placeholders, arrays)
-        inputs = [(index in arrays, a._array if isinstance(a, ndarray) else _scalar(a, dtype))
+        inputs = [(index in arrays, _note(a)._array if isinstance(a, ndarray) else _scalar(a, dtype))
                   for index, (a, dtype) in enumerate(zip(in_args, in_types))]
-        outputs = [a._array for a in out_args]
+        outputs = [_note(a)._array for a in out_args]
 
         def launch():
             pointers = []
@@ -656,9 +707,9 @@ class ReductionKernel:
         outputs = int(numpy.prod([shape[a] for a in kept]))
         reduced = int(numpy.prod([shape[a] for a in axes]))
         run = self._library(placeholders, arrays)
-        inputs = [(index, a._array if isinstance(a, ndarray) else _scalar(a, dtype))
+        inputs = [(index, _note(a)._array if isinstance(a, ndarray) else _scalar(a, dtype))
                   for index, (a, dtype) in enumerate(zip(in_args, in_types))]
-        target = result._array
+        target = _note(result)._array
 
         def launch():
             pointers = []
@@ -742,15 +793,6 @@ class RawModule:
 # cupy.cuda: devices, streams, events, graphs, memory
 # ---------------------------------------------------------------------------------------------
 
-def _allocate(size):
-    return cuda._allocator(size) if cuda._allocator is not None else None
-
-
-class _Block:
-    def __init__(self, size):
-        self.size, self.ptr = size, 0
-
-
 class _Stream:
     null = None
 
@@ -790,15 +832,21 @@ class _Stream:
             raise RuntimeError("this stream is not being captured")
         capture, _capture = _capture, None
         capture.finish()
-        return _Graph(capture.operations)
+        return _Graph(capture.operations, capture.used.values())
 
 
 class _Graph:
-    def __init__(self, operations):
-        self.operations = operations
+    """A recorded stream: its operations, and the blocks of memory they use, which must outlive the graph."""
+
+    def __init__(self, operations, used):
+        self.operations, self.used = operations, list(used)
 
     def launch(self, stream=None):
         _refuse_during_capture("launching a graph")
+        if any(block() is None for block in self.used):
+            raise RuntimeError("a replay would use memory that has gone back to CuPy's pool, where another array "
+                               "may have it now: hold what a captured step allocates, and what it uses that was "
+                               "made before, as long as the graph lives")
         for operation in self.operations:
             operation()
 
@@ -841,9 +889,10 @@ class _Device:
 
 class _MemoryPool:
     def used_bytes(self):
-        return sum(reference().nbytes for reference in _memory.values() if reference() is not None)
+        return sum(buffer.nbytes for buffer in _live_buffers())
 
-    total_bytes = used_bytes
+    def total_bytes(self):
+        return self.used_bytes() + sum(buffer.nbytes for buffers in _free.values() for buffer in buffers)
 
     def free_all_blocks(self, stream=None):
         pass
