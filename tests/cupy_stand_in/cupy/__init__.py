@@ -20,18 +20,23 @@ under CuPy, which no CPU test reaches otherwise:
 * cuBLAS is a library named libcublas.so that this module builds and loads,
   so kernels/cublas.py finds it and calls it through ctypes, as on a GPU.
   Its gemm reads the matrices column-major, as cuBLAS does.
+* Device memory is a pool of blocks, as CuPy's: a block whose last array
+  is gone goes back to the pool and is handed, as garbage, to the next
+  array of its size.
 * A stream capture records and runs nothing, as CUDA's: every operation
   while a stream is captured is recorded, the device memory the capture
-  found is restored when it ends, memory allocated during it holds NaN
+  found is restored when it ends, memory allocated during it holds garbage
   until a replay, and a replay runs the operations again on the same
-  memory, with the arguments they were recorded with. Reading a value on
-  the host, copying from the host synchronously, synchronising, or calling
-  cuBLAS through CuPy during a capture raises, as it does under CUDA.
+  memory, with the arguments they were recorded with. A graph keeps the
+  addresses it uses, not the arrays: one that would use a block that went
+  back to the pool refuses to run. Reading a value on the host, copying
+  from the host synchronously, synchronising, or calling cuBLAS through
+  CuPy during a capture raises, as it does under CUDA.
 
 What it cannot show: the kernels compiled by NVRTC (tests/test_cuda_source.py
 does that where NVRTC is installed), the GPU's arithmetic order in
-reductions, races between threads, timing, and CuPy's memory pool reusing a
-freed block that a graph still writes to.
+reductions, races between threads, timing, and asynchrony: it runs
+everything at once, so a missing wait for an asynchronous copy goes unseen.
 """
 import contextlib
 import ctypes
