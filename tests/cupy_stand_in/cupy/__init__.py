@@ -532,6 +532,7 @@ class _Parameter:
         self.raw = words[0] == "raw"
         self.type, self.name = words[-2:]
         self.dtype = None if len(self.type) == 1 else numpy.dtype(self.type)
+        self.c_type = self.type if self.dtype is None else C_TYPES[self.dtype.name]   # T stays T: a typedef
 
 
 def _parameters(text):
@@ -561,12 +562,15 @@ def _decide_types(in_params, in_args, out_params, out_args):
     return in_types, out_types, placeholders
 
 
-def _check_arguments(kernel, args, in_params, out_params):
+def _kernel_arguments(kernel, args):
+    """A kernel call's (inputs, outputs or None, input types, output types, type placeholders)."""
     for a in args:
         if isinstance(a, numpy.ndarray):
-            raise TypeError(f"{kernel}: a NumPy array as a kernel argument (CuPy takes device arrays only)")
-    if len(args) not in (len(in_params), len(in_params) + len(out_params)):
-        raise TypeError(f"Wrong number of arguments for {kernel}")
+            raise TypeError(f"{kernel.name}: a NumPy array as a kernel argument (CuPy takes device arrays only)")
+    if len(args) not in (len(kernel.in_params), len(kernel.in_params) + len(kernel.out_params)):
+        raise TypeError(f"Wrong number of arguments for {kernel.name}")
+    in_args, out_args = args[:len(kernel.in_params)], args[len(kernel.in_params):] or None
+    return (in_args, out_args, *_decide_types(kernel.in_params, in_args, kernel.out_params, out_args))
 
 
 def _typedefs(placeholders):
@@ -594,12 +598,12 @@ class ElementwiseKernel:
         if key not in self.libraries:
             arguments, prologue = [], []
             for index, p in enumerate(self.in_params):
-                c_type = p.type if p.dtype is None else C_TYPES[p.dtype.name]
+                c_type = p.c_type
                 arguments.append(f"const {c_type}* {p.name}_")
                 prologue.append(f"const {c_type}* {p.name} = {p.name}_;" if p.raw else
                                 f"const {c_type} {p.name} = {p.name}_[{'i' if index in arrays else '0'}];")
             for p in self.out_params:
-                c_type = p.type if p.dtype is None else C_TYPES[p.dtype.name]
+                c_type = p.c_type
                 arguments.append(f"{c_type}* {p.name}_")
                 prologue.append(f"{c_type}* {p.name} = {p.name}_;" if p.raw else f"{c_type}& {p.name} = {p.name}_[i];")
             source = (HOST_HEADER + _typedefs(placeholders) + self.preamble
@@ -610,9 +614,7 @@ class ElementwiseKernel:
         return self.libraries[key]
 
     def __call__(self, *args, size=None, block_size=None, stream=None):
-        _check_arguments(self.name, args, self.in_params, self.out_params)
-        in_args, out_args = args[:len(self.in_params)], args[len(self.in_params):] or None
-        in_types, out_types, placeholders = _decide_types(self.in_params, in_args, self.out_params, out_args)
+        in_args, out_args, in_types, out_types, placeholders = _kernel_arguments(self, args)
         broadcast = [a for p, a in zip(self.in_params, in_args) if isinstance(a, ndarray) and not p.raw]
         if out_args is not None:
             broadcast += [a for p, a in zip(self.out_params, out_args) if not p.raw]
@@ -667,11 +669,11 @@ class ReductionKernel:
         key = (tuple(sorted((name, dtype.name) for name, dtype in placeholders.items())), tuple(arrays))
         if key not in self.libraries:
             (out,) = self.out_params
-            out_type = out.type if out.dtype is None else C_TYPES[out.dtype.name]
+            out_type = out.c_type
             reduce_type = self.reduce_type or out_type
             arguments, scalars, elements = [], [], []
             for index, p in enumerate(self.in_params):
-                c_type = p.type if p.dtype is None else C_TYPES[p.dtype.name]
+                c_type = p.c_type
                 arguments.append(f"const {c_type}* {p.name}_")
                 if index in arrays:
                     elements.append(f"const {c_type} {p.name} = {p.name}_[o * reduced + r];")
@@ -691,9 +693,7 @@ class ReductionKernel:
         return self.libraries[key]
 
     def __call__(self, *args, axis=None, keepdims=False, stream=None):
-        _check_arguments(self.name, args, self.in_params, self.out_params)
-        in_args, out_args = args[:len(self.in_params)], args[len(self.in_params):] or None
-        in_types, (out_type,), placeholders = _decide_types(self.in_params, in_args, self.out_params, out_args)
+        in_args, out_args, in_types, (out_type,), placeholders = _kernel_arguments(self, args)
         arrays = [index for index, a in enumerate(in_args) if isinstance(a, ndarray)]
         if not arrays:
             raise ValueError("Loop size is undecided.")
