@@ -252,9 +252,7 @@ class _Pointer:
     """ndarray.data: where the array's first element is, and the copies from and to the host."""
 
     def __init__(self, array):
-        self._array = array
-        self.ptr = array.ctypes.data
-        self.device_id = 0
+        self.ptr, self.device_id = array.ctypes.data, 0
 
     def copy_from_host_async(self, source, size, stream=None):
         destination = self.ptr
@@ -397,7 +395,7 @@ class ndarray(numpy.lib.mixins.NDArrayOperatorsMixin):
 
         def method(*args, **kwargs):
             values, options = _unwrap(args), _unwrap(kwargs)
-            if name in ("dot",):
+            if name == "dot":
                 _refuse_cublas()
             array = self._array   # not self: a recorded operation holds memory, not arrays
             return _operation(lambda: getattr(array, name)(*values, **options))
