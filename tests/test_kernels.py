@@ -119,8 +119,12 @@ def test_dropout_bits_are_uniform_and_independent_of_the_key():
                        st.tuples(st.integers(2, 5), st.integers(500, 1600), st.just(1))),
        seed=st.integers(0, 2**32 - 1))
 # Two images: dx is then a small difference of terms near 1 (channel 219 here), so a product of two float32s
-# rounded before the float64 sum was off by 2e-5
+# rounded before the float64 sum was off by 2e-5. And x - mean is a small difference where a channel's two
+# values are close: the GPU's mean rounded to float32 before the next pass read it put x_hat off by 7.5e-5
+# (seed 93), and its dbeta rounded so put dx out of tolerance 1.6 times over (seed 56)
 @example(shape=(2, 500, 1), seed=3950)
+@example(shape=(2, 500, 1), seed=93)
+@example(shape=(2, 500, 1), seed=56)
 def test_fast_batchnorm_matches_the_reference(fast_path, dtype, shape, seed):
     """The Numba and CUDA kernels sum in float64, so they are compared with the reference run in float64 on the
     same inputs (the float32 reference itself loses digits to cancellation when a channel's values are close)."""
@@ -150,6 +154,46 @@ def test_fast_batchnorm_matches_the_reference(fast_path, dtype, shape, seed):
         np.testing.assert_allclose(a, b, **tolerance)
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(size=st.integers(1, 300), seed=st.integers(0, 2**32 - 1), momentum=st.sampled_from([0.0, 0.1, 1.0]))
+def test_cupy_batchnorm_running_update_matches_the_reference(dtype, size, seed, momentum):
+    skip_without_gpu()
+    from tinygan.kernels import cupy_gpu
+    rng = np.random.default_rng(seed)
+    mean, running_mean = (rng.standard_normal(size).astype(dtype) for _ in range(2))
+    var, running_var = (rng.uniform(0, 2, size).astype(dtype) for _ in range(2))
+    on_gpu = [backend.to_device(a, "gpu") for a in (running_mean, running_var, mean, var)]
+    cupy_gpu.batchnorm_update_running(*on_gpu, momentum, 64 / 63)   # in place
+    reference.batchnorm_update_running(running_mean, running_var, mean, var, momentum, 64 / 63)
+    tolerance = dict(rtol=1e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(backend.as_numpy(on_gpu[0]), running_mean, **tolerance)
+    np.testing.assert_allclose(backend.as_numpy(on_gpu[1]), running_var, **tolerance)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(size=st.integers(1, 400), seed=st.integers(0, 2**32 - 1), target=st.sampled_from(["random", 0.0, 1.0, 0.9]))
+def test_cupy_loss_matches_the_reference_at_any_logit(dtype, size, seed, target):
+    """The loss in one reduction over every axis and its gradient, against the reference in float64 on the
+    same inputs: finite logits, then logits reaching +-inf and 100 (where a sigmoid followed by a log fails)."""
+    skip_without_gpu()
+    from tinygan.kernels import cupy_gpu
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 1, size).astype(dtype) if target == "random" else np.full(size, target, dtype)
+    tolerance = dict(rtol=1e-6, atol=1e-9) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-15)
+    finite = (rng.standard_normal(size) * 5).astype(dtype)
+    extreme = finite.copy()
+    extreme[::7], extreme[3::11], extreme[5::13] = np.inf, -np.inf, 100
+    for x in (finite, extreme):
+        exact_x, exact_t = x.astype(np.float64), t.astype(np.float64)
+        gx, gt = backend.to_device(x, "gpu"), backend.to_device(t, "gpu")
+        np.testing.assert_allclose(float(cupy_gpu.bce_with_logits(gx, gt)), reference.bce_with_logits(exact_x, exact_t),
+                                   **tolerance)
+        np.testing.assert_allclose(backend.as_numpy(cupy_gpu.bce_with_logits_gradient(gx, gt)),
+                                   reference.bce_with_logits_gradient(exact_x, exact_t), **tolerance)
+
+
 def test_numba_batchnorm_propagates_nan_and_inf():
     """fastmath may reorder the sums but must not assume finite values: the trainer stops on a NaN loss."""
     x = np.ones((4, 3, 5), dtype=np.float32)
@@ -161,15 +205,16 @@ def test_numba_batchnorm_propagates_nan_and_inf():
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=4), seed=st.integers(0, 2**32 - 1),
-       p=st.sampled_from([0.0, 0.3, 0.9]), slope=st.sampled_from([0.0, 0.2]))
-def test_cupy_elementwise_kernels_equal_the_reference_bit_for_bit(dtype, shape, seed, p, slope):
+       p=st.sampled_from([0.0, 0.3, 0.9]), slope=st.sampled_from([0.0, 0.2]), key=st.integers(0, 2**63 - 1))
+def test_cupy_elementwise_kernels_equal_the_reference_bit_for_bit(dtype, shape, seed, p, slope, key):
+    """Dropout's keys are drawn from the whole 63-bit range, as the layer draws them."""
     skip_without_gpu()
     from tinygan.kernels import cupy_gpu
     x, dout = (a.astype(dtype) for a in elementwise_cases(seed, shape))
     gx, gdout = backend.to_device(x, "gpu"), backend.to_device(dout, "gpu")
     for name, cpu_arguments, gpu_arguments in (("leaky_relu", (x, slope), (gx, slope)),
                                                ("leaky_relu_backward", (dout, x, slope), (gdout, gx, slope)),
-                                               ("dropout", (x, p, seed), (gx, p, seed))):
+                                               ("dropout", (x, p, key), (gx, p, key))):
         np.testing.assert_array_equal(backend.as_numpy(getattr(cupy_gpu, name)(*gpu_arguments)),
                                       getattr(reference, name)(*cpu_arguments), err_msg=name)
 
