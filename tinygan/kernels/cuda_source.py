@@ -4,8 +4,9 @@ Each entry is (input parameters, output parameters, body). CuPy runs the body
 once per element of the output, with ``i`` that element's flat index; a
 ``raw`` parameter is a whole array indexed by hand, any other is the element
 at ``i`` (or a scalar). Kept apart from cupy_gpu.py, which compiles them, so
-that tests on machines without a GPU can compile these bodies as host C++ and
-compare them with the reference (tests/test_cuda_source.py).
+that on machines without a GPU the tests can compile these bodies as host C++
+(tests/cupy_stand_in, a stand-in for CuPy) and, where NVRTC is installed,
+with CUDA's own compiler (tests/test_cuda_source.py).
 
 Batch normalisation needs per-channel sums as well: those are ReductionKernel
 pieces (REDUCTIONS below), each reduced by SUM. The optimizers' kernels work
