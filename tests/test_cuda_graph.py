@@ -243,6 +243,40 @@ def test_captured_steps_agree_with_uncaptured_ones(arch, settings):
 
 
 @pytest.mark.gpu
+def test_a_replay_outlives_the_address_tables_it_was_captured_with():
+    """The one-launch optimizer kernels read their arrays' addresses from tables in device memory, which a
+    cache of a few tables holds (cupy_gpu.TABLES_KEPT). Other lists of arrays push the graph's tables out of
+    that cache between replays: the graph must keep them, or it reads addresses from memory that another
+    array may have by then. Five steps, captured and not, agree."""
+    skip_without_gpu()
+    from tinygan import kernels
+    from tinygan.kernels import cupy_gpu
+    backend.use_device("gpu")
+    try:
+        with backend.default_dtype(np.float64):
+            rng = np.random.default_rng(0)
+            batches = [backend.to_device(rng.uniform(-1, 1, (32, 1, 28, 28))) for _ in range(5)]
+            results = {}
+            for captured in (False, True):
+                gan = build_on_gpu("mlp", {})
+                backend.seed(1)
+                step = CapturedStep(gan) if captured else gan.train_step
+                losses = []
+                for index, real in enumerate(batches):
+                    losses.append(step(real))
+                    if index == 2:   # steps 2 and 3 were replays, 4 and 5 follow: every table leaves the cache
+                        for _ in range(cupy_gpu.TABLES_KEPT + 1):
+                            kernels.fill_all([backend.xp().zeros(3)], 0)
+                results[captured] = losses, gan.state_dict()
+    finally:
+        backend.use_device("cpu")
+    (plain_losses, plain_state), (graph_losses, graph_state) = results[False], results[True]
+    np.testing.assert_allclose(graph_losses, plain_losses, rtol=1e-10)
+    for key in plain_state:
+        np.testing.assert_allclose(graph_state[key], plain_state[key], rtol=1e-8, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.gpu
 def test_each_replay_draws_fresh_dropout_masks_and_noise():
     """Device-side randomness: a graph of one dropout and one noise draw, replayed three times, gives three
     different masks and noises; each mask is the reference's for the key the host drew, keeps 1 - p of the
