@@ -515,6 +515,7 @@ def _build(source, library, flags=()):
         if result.returncode != 0:
             raise RuntimeError(f"the stand-in could not compile {library.name}:\n{result.stderr}\n{source}")
         os.replace(built, library)
+        path.unlink()
     return library
 
 
@@ -553,8 +554,8 @@ def _decide_types(in_params, in_args, out_params, out_args):
             else:
                 placeholders[p.type] = a.dtype
     try:
-        in_types = [p.dtype or placeholders[p.type] for p in in_params]
-        out_types = [p.dtype or placeholders[p.type] for p in out_params]
+        in_types = [placeholders[p.type] if p.dtype is None else p.dtype for p in in_params]
+        out_types = [placeholders[p.type] if p.dtype is None else p.dtype for p in out_params]
     except KeyError as missing:
         raise TypeError(f"the type {missing} of a kernel is decided by no array argument") from None
     return in_types, out_types, placeholders
@@ -581,35 +582,42 @@ def _scalar(value, dtype):
     return numpy.array([value], dtype=dtype)
 
 
-class ElementwiseKernel:
+class _Kernel:
+    """What CuPy's two user kernels share: parameters, and one compiled library per type and argument form."""
+
+    def __init__(self, in_params, out_params, name, preamble):
+        self.in_params, self.out_params = _parameters(in_params), _parameters(out_params)
+        self.name, self.preamble, self.libraries = name, preamble, {}
+
+    def _library(self, placeholders, arrays):
+        """The compiled ``run`` for these placeholder types, the inputs at ``arrays`` being arrays."""
+        key = (tuple(sorted((name, dtype.name) for name, dtype in placeholders.items())), tuple(arrays))
+        if key not in self.libraries:
+            source = HOST_HEADER + _typedefs(placeholders) + self.preamble + "\n" + self._source(arrays)
+            self.libraries[key] = _compile(source, self.name).run
+        return self.libraries[key]
+
+
+class ElementwiseKernel(_Kernel):
     """CuPy's ElementwiseKernel: the body once per element of the broadcast non-raw arrays, ``i`` its index."""
 
     def __init__(self, in_params, out_params, operation, name="kernel", reduce_dims=True, preamble="",
                  no_return=False, return_tuple=False, **kwargs):
-        self.in_params, self.out_params = _parameters(in_params), _parameters(out_params)
-        self.operation, self.name, self.preamble = operation, name, preamble
-        self.no_return, self.return_tuple = no_return, return_tuple
-        self.libraries = {}
+        super().__init__(in_params, out_params, name, preamble)
+        self.operation, self.no_return, self.return_tuple = operation, no_return, return_tuple
 
-    def _library(self, placeholders, arrays):
-        key = (tuple(sorted((name, dtype.name) for name, dtype in placeholders.items())), tuple(arrays))
-        if key not in self.libraries:
-            arguments, prologue = [], []
-            for index, p in enumerate(self.in_params):
-                c_type = p.c_type
-                arguments.append(f"const {c_type}* {p.name}_")
-                prologue.append(f"const {c_type}* {p.name} = {p.name}_;" if p.raw else
-                                f"const {c_type} {p.name} = {p.name}_[{'i' if index in arrays else '0'}];")
-            for p in self.out_params:
-                c_type = p.c_type
-                arguments.append(f"{c_type}* {p.name}_")
-                prologue.append(f"{c_type}* {p.name} = {p.name}_;" if p.raw else f"{c_type}& {p.name} = {p.name}_[i];")
-            source = (HOST_HEADER + _typedefs(placeholders) + self.preamble
-                      + f'\nextern "C" void run({", ".join(arguments)}, long long size) {{\n'
-                      + "  for (long long i = 0; i < size; ++i) {\n    " + "\n    ".join(prologue)
-                      + f"\n    {self.operation};\n  }}\n}}\n")
-            self.libraries[key] = _compile(source, self.name).run
-        return self.libraries[key]
+    def _source(self, arrays):
+        arguments, prologue = [], []
+        for index, p in enumerate(self.in_params):
+            arguments.append(f"const {p.c_type}* {p.name}_")
+            prologue.append(f"const {p.c_type}* {p.name} = {p.name}_;" if p.raw else
+                            f"const {p.c_type} {p.name} = {p.name}_[{'i' if index in arrays else '0'}];")
+        for p in self.out_params:
+            arguments.append(f"{p.c_type}* {p.name}_")
+            prologue.append(f"{p.c_type}* {p.name} = {p.name}_;" if p.raw else f"{p.c_type}& {p.name} = {p.name}_[i];")
+        return (f'extern "C" void run({", ".join(arguments)}, long long size) {{\n'
+                + "  for (long long i = 0; i < size; ++i) {\n    " + "\n    ".join(prologue)
+                + f"\n    {self.operation};\n  }}\n}}\n")
 
     def __call__(self, *args, size=None, block_size=None, stream=None):
         in_args, out_args, in_types, out_types, placeholders = _kernel_arguments(self, args)
@@ -651,44 +659,36 @@ class ElementwiseKernel:
         return out_args[0] if len(out_args) == 1 and not self.return_tuple else tuple(out_args)
 
 
-class ReductionKernel:
+class ReductionKernel(_Kernel):
     """CuPy's ReductionKernel: map each element, combine the mapped values over ``axis``, post-map the total."""
 
     def __init__(self, in_params, out_params, map_expr, reduce_expr, post_map_expr, identity, name="reduce_kernel",
                  reduce_type=None, reduce_dims=True, preamble="", options=()):
-        self.in_params, self.out_params = _parameters(in_params), _parameters(out_params)
+        super().__init__(in_params, out_params, name, preamble)
         if len(self.out_params) != 1:
             raise ValueError("the stand-in's ReductionKernel takes one output")
         self.map_expr, self.reduce_expr, self.post_map_expr = map_expr, reduce_expr, post_map_expr
-        self.identity, self.name, self.reduce_type, self.preamble = identity, name, reduce_type, preamble
-        self.libraries = {}
+        self.identity, self.reduce_type = identity, reduce_type
 
-    def _library(self, placeholders, arrays):
-        key = (tuple(sorted((name, dtype.name) for name, dtype in placeholders.items())), tuple(arrays))
-        if key not in self.libraries:
-            (out,) = self.out_params
-            out_type = out.c_type
-            reduce_type = self.reduce_type or out_type
-            arguments, scalars, elements = [], [], []
-            for index, p in enumerate(self.in_params):
-                c_type = p.c_type
-                arguments.append(f"const {c_type}* {p.name}_")
-                if index in arrays:
-                    elements.append(f"const {c_type} {p.name} = {p.name}_[o * reduced + r];")
-                else:
-                    scalars.append(f"const {c_type} {p.name} = {p.name}_[0];")
-            source = (HOST_HEADER + _typedefs(placeholders) + f"typedef {reduce_type} _type_reduce;\n" + self.preamble
-                      + f'\nextern "C" void run({", ".join(arguments)}, {out_type}* {out.name}_, long long outputs, '
-                      + "long long reduced) {\n  " + " ".join(scalars) + "\n"
-                      + "  for (long long o = 0; o < outputs; ++o) {\n"
-                      + f"    _type_reduce _acc = _type_reduce({self.identity});\n"
-                      + "    for (long long r = 0; r < reduced; ++r) {\n      " + " ".join(elements)
-                      + f"\n      _type_reduce a = _acc, b = static_cast<_type_reduce>({self.map_expr});\n"
-                      + f"      _acc = ({self.reduce_expr});\n    }}\n"
-                      + f"    _type_reduce a = _acc; {out_type}& {out.name} = {out.name}_[o];\n"
-                      + f"    {self.post_map_expr};\n  }}\n}}\n")
-            self.libraries[key] = _compile(source, self.name).run
-        return self.libraries[key]
+    def _source(self, arrays):
+        (out,) = self.out_params
+        arguments, scalars, elements = [], [], []
+        for index, p in enumerate(self.in_params):
+            arguments.append(f"const {p.c_type}* {p.name}_")
+            if index in arrays:
+                elements.append(f"const {p.c_type} {p.name} = {p.name}_[o * reduced + r];")
+            else:
+                scalars.append(f"const {p.c_type} {p.name} = {p.name}_[0];")
+        return (f"typedef {self.reduce_type or out.c_type} _type_reduce;\n"
+                + f'extern "C" void run({", ".join(arguments)}, {out.c_type}* {out.name}_, long long outputs, '
+                + "long long reduced) {\n  " + " ".join(scalars) + "\n"
+                + "  for (long long o = 0; o < outputs; ++o) {\n"
+                + f"    _type_reduce _acc = _type_reduce({self.identity});\n"
+                + "    for (long long r = 0; r < reduced; ++r) {\n      " + " ".join(elements)
+                + f"\n      _type_reduce a = _acc, b = static_cast<_type_reduce>({self.map_expr});\n"
+                + f"      _acc = ({self.reduce_expr});\n    }}\n"
+                + f"    _type_reduce a = _acc; {out.c_type}& {out.name} = {out.name}_[o];\n"
+                + f"    {self.post_map_expr};\n  }}\n}}\n")
 
     def __call__(self, *args, axis=None, keepdims=False, stream=None):
         in_args, out_args, in_types, (out_type,), placeholders = _kernel_arguments(self, args)
