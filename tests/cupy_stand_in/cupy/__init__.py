@@ -738,17 +738,13 @@ class _RawFunction:
         signature = re.search(r'extern\s+"C"\s+__global__\s+void\s+' + name + r"\s*\(([^)]*)\)", module.code)
         if signature is None:
             raise RuntimeError(f"named symbol not found: {name}")
-        self.name, self.parameters = name, []
-        for text in signature.group(1).split(","):
-            text = " ".join(text.replace("*", " * ").split())
-            c_type = text.rsplit(" ", 1)[0].replace("const ", "").strip()
-            pointer = c_type.endswith("*")
-            element = c_type.rstrip("* ").strip()
-            element = module.defines.get(element, element)
-            self.parameters.append((pointer, RAW_TYPES[element]))
-        types_ = ", ".join(signature.group(1).split(","))
-        names = [text.replace("*", " ").split()[-1] for text in signature.group(1).split(",")]
-        launcher = (f'extern "C" void launch_{name}(unsigned int grid, unsigned int block, {types_}) {{\n'
+        self.name, self.parameters, names = name, [], []
+        for text in signature.group(1).split(","):   # e.g. "const unsigned long long* table", "T eps"
+            *c_type, variable = [word for word in text.replace("*", " * ").split() if word != "const"]
+            element = " ".join(word for word in c_type if word != "*")
+            self.parameters.append(("*" in c_type, RAW_TYPES[module.defines.get(element, element)]))
+            names.append(variable)
+        launcher = (f'extern "C" void launch_{name}(unsigned int grid, unsigned int block, {signature.group(1)}) {{\n'
                     "  gridDim.x = grid; blockDim.x = block;\n"
                     "  for (unsigned int b = 0; b < grid; ++b) for (unsigned int t = 0; t < block; ++t) {\n"
                     f"    blockIdx.x = b; threadIdx.x = t; {name}({', '.join(names)});\n  }}\n}}\n")
@@ -768,7 +764,7 @@ class _RawFunction:
                     raise TypeError(f"argument {index} of {self.name} points to {dtype}, got a {arg.dtype} array")
                 values.append(ctypes.c_void_p(arg.data.ptr))
             else:
-                given = numpy.asarray(arg).dtype if isinstance(arg, numpy.generic) else {
+                given = arg.dtype if isinstance(arg, numpy.generic) else {
                     bool: numpy.dtype(bool), int: numpy.dtype(numpy.int64), float: numpy.dtype(numpy.float64)}[type(arg)]
                 if given != numpy.dtype(dtype):
                     raise TypeError(f"argument {index} of {self.name} is a {dtype}, got a {given} "
