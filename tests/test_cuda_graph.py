@@ -207,9 +207,11 @@ def test_captured_steps_agree_with_uncaptured_ones(arch, settings):
     step, from the same weights and seeds: the same losses and the same weights, moments, running estimates
     and weight average, to rounding. Between replays D's accuracy pass runs at another batch size, and so
     does a step on a smaller batch (uncaptured): both reallocate the layers' scratch buffers, and the graph
-    must keep its own. In float64: Adam's first steps move every weight by about lr whatever the size of
-    its gradient, so a float32 gradient near 0 whose sign rounds differently would move a weight the other
-    way."""
+    must keep its own. The losses stay on the device until the end, as the trainer leaves them, so the host
+    does not wait for the device between steps (the next replay's numbers must not overwrite this one's
+    before they are copied). In float64: Adam's first steps move every weight by about lr whatever the size
+    of its gradient, so a float32 gradient near 0 whose sign rounds differently would move a weight the
+    other way."""
     skip_without_gpu()
     backend.use_device("gpu")
     try:
@@ -225,11 +227,12 @@ def test_captured_steps_agree_with_uncaptured_ones(arch, settings):
                 step = CapturedStep(gan) if captured else gan.train_step
                 losses = []
                 for index, real in enumerate(batches):
-                    losses.append(step(real))
+                    losses.append(step(real, read_losses=False))
                     if index == 3:
                         gan.discriminator_accuracy(test_images, 50, batch_size=25)
                 if captured:
                     assert step.graph is not None   # steps 2 to 4, 6 and 7 were replays
+                losses = [(float(d_loss), float(g_loss)) for d_loss, g_loss in losses]
                 results[captured] = losses, gan.state_dict(), int(backend.numpy_rng().integers(2**63))
     finally:
         backend.use_device("cpu")

@@ -172,6 +172,45 @@ def test_what_a_capture_cannot_record_is_refused(cupy):
         cupy.cuda.get_current_stream().begin_capture()
 
 
+def test_page_locked_memory_is_copied_when_the_stream_gets_there(cupy):
+    """An asynchronous copy from page-locked memory reads it when its stream reaches the copy, which may be
+    after the host has gone on: a write to it before the host has waited (for an event recorded after the
+    copy, the stream, the device, or a blocking read on the stream) is a race, refused at the next device
+    call. A copy to page-locked memory lands only when the host waits for it. Pageable memory is copied
+    before the call returns, as CUDA does."""
+    pinned = np.frombuffer(cupy.cuda.alloc_pinned_memory(4 * 8), np.float64)
+    pageable = np.zeros(4)
+    x = cupy.zeros(4)
+    for wait in ("event", "stream", "device", "read", None):
+        pinned[:] = 1.0
+        x.data.copy_from_host_async(pinned.ctypes.data, 32)
+        event = cupy.cuda.Event()
+        event.record()
+        if wait == "event":
+            event.synchronize()
+        elif wait == "stream":
+            cupy.cuda.get_current_stream().synchronize()
+        elif wait == "device":
+            cupy.cuda.Device().synchronize()
+        elif wait == "read":
+            x.sum().get()
+        pinned[:] = 2.0   # the next step's values
+        if wait is None:
+            with pytest.raises(RuntimeError, match="written while an asynchronous copy from it may not have run"):
+                x + 1
+        else:
+            np.testing.assert_array_equal((x + 1).get(), [2.0] * 4)
+    pageable[:] = 1.0
+    x.data.copy_from_host_async(pageable.ctypes.data, 32)
+    pageable[:] = 2.0
+    np.testing.assert_array_equal(x.get(), [1.0] * 4)
+
+    x.data.copy_to_host_async(pinned.ctypes.data, 32)   # x holds 1.0
+    assert np.isnan(pinned).all()                         # not there until the host waits
+    cupy.cuda.get_current_stream().synchronize()
+    np.testing.assert_array_equal(pinned, [1.0] * 4)
+
+
 @pytest.mark.parametrize("transa, transb", [(0, 0), (1, 0), (0, 1), (1, 1)])
 def test_the_stand_in_cublas_reads_column_major_matrices(cupy, transa, transb):
     """cuBLAS's contract, independently of tinygan's use of it (tests/test_cuda_graph.py checks that):

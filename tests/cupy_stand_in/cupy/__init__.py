@@ -32,11 +32,18 @@ under CuPy, which no CPU test reaches otherwise:
   back to the pool refuses to run. Reading a value on the host, copying
   from the host synchronously, synchronising, or calling cuBLAS through
   CuPy during a capture raises, as it does under CUDA.
+* An asynchronous copy from or to page-locked host memory
+  (cuda.alloc_pinned_memory) runs when its stream gets to it, which may be
+  long after the call. Until the host has waited for it (the stream's or
+  the device's synchronize, an event recorded after it, a blocking read on
+  its stream), writing the memory it copies from raises at the next device
+  call or wait, and the memory it copies to holds garbage.
 
 What it cannot show: the kernels compiled by NVRTC (tests/test_cuda_source.py
 does that where NVRTC is installed), the GPU's arithmetic order in
-reductions, races between threads, timing, and asynchrony: it runs
-everything at once, so a missing wait for an asynchronous copy goes unseen.
+reductions, races between threads, timing, and the rest of asynchrony: it
+runs each kernel as it is launched, in the order of the calls, so work on
+two streams never overlaps.
 """
 import contextlib
 import ctypes
@@ -164,6 +171,7 @@ def _refuse_during_capture(what):
 
 def _launch(run):
     """Run the device operation ``run`` now; during a capture, record it for every replay as well."""
+    _check_copies_in_flight()
     if _capture is not None:
         if cuda._current is not _capture.stream:
             raise StreamCaptureUnsupported("work was issued on another stream while a stream is being captured")
@@ -256,7 +264,12 @@ class _Pointer:
 
     def copy_from_host_async(self, source, size, stream=None):
         destination = self.ptr
-        _launch(lambda: ctypes.memmove(destination, source, size))   # a replay reads the host memory anew
+
+        def run():   # a replay reads the host memory anew
+            ctypes.memmove(destination, source, size)
+            if _capture is None and _is_pinned(source, size):
+                _in_flight.append(_CopyInFlight(source, size, to_device=True))
+        _launch(run)
 
     def copy_from_host(self, source, size):
         _refuse_during_capture("a synchronous copy from the host")
@@ -264,7 +277,77 @@ class _Pointer:
 
     def copy_to_host_async(self, destination, size, stream=None):
         source = self.ptr
-        _launch(lambda: ctypes.memmove(destination, source, size))
+
+        def run():
+            if _capture is None and _is_pinned(destination, size):   # lands when the host waits for it
+                data = ctypes.string_at(source, size)
+                _in_flight.append(_CopyInFlight(destination, size, to_device=False, data=data))
+                ctypes.memset(destination, 0xFF, size)
+            else:
+                ctypes.memmove(destination, source, size)
+        _launch(run)
+
+
+# Asynchronous copies. CUDA copies between the device and page-locked host memory when the stream gets to the
+# copy, which may be long after the call returns: the host may write the memory a copy reads, or read the memory
+# a copy writes, only once it has waited for the copy. (From pageable memory CUDA copies before the call
+# returns, so only page-locked memory is watched.) Each copy here runs in its turn, as on the device, and stays
+# in flight until the host waits for its stream: a write to the memory it read is a race, found at the next
+# device call or wait; the memory it writes holds garbage until then.
+_pinned = {}   # where each page-locked allocation starts -> its size
+_in_flight = []
+
+
+class _PinnedMemory(bytearray):
+    """What cuda.alloc_pinned_memory hands out: host memory that a copy reads or writes when its stream gets
+    there."""
+
+    def __init__(self, size):
+        super().__init__(size)
+        self.ptr = ctypes.addressof((ctypes.c_char * size).from_buffer(self)) if size else 0
+        _pinned[self.ptr] = size
+        weakref.finalize(self, _pinned.pop, self.ptr, None)
+
+
+def _is_pinned(address, size):
+    return any(start <= address and address + size <= start + length for start, length in _pinned.items())
+
+
+class _CopyInFlight:
+    """A copy between the device and page-locked memory at ``address`` that the host has not waited for."""
+
+    def __init__(self, address, size, to_device, data=None):
+        self.stream, self.address, self.size, self.to_device = cuda._current, address, size, to_device
+        self.data = ctypes.string_at(address, size) if to_device else data   # what the copy read, or will write
+
+    def check(self):
+        if self.to_device and ctypes.string_at(self.address, self.size) != self.data:
+            _in_flight.remove(self)   # said once: the tests after this one start afresh
+            raise RuntimeError("page-locked host memory was written while an asynchronous copy from it may not "
+                               "have run: wait for the copy (an Event recorded after it, or the stream's "
+                               "synchronize) before writing the memory again")
+
+    def land(self):
+        if not self.to_device:
+            ctypes.memmove(self.address, self.data, self.size)
+
+
+def _check_copies_in_flight():
+    for copy in list(_in_flight):
+        copy.check()
+
+
+def _wait_for(copies):
+    """The host waits for ``copies``: each must have read what it was given, and is no longer in flight."""
+    copies = list(copies)
+    for copy in copies:
+        copy.check()
+        copy.land()
+    _in_flight[:] = [copy for copy in _in_flight if copy not in copies]
+
+
+def _wait_for_stream(stream):
+    _wait_for(copy for copy in _in_flight if copy.stream is stream)
 
 
 class ndarray(numpy.lib.mixins.NDArrayOperatorsMixin):
@@ -353,6 +436,7 @@ class ndarray(numpy.lib.mixins.NDArrayOperatorsMixin):
 
     def get(self, stream=None, order="C", out=None):
         _refuse_during_capture("a copy to the host")
+        _wait_for_stream(stream or cuda._current)   # a blocking copy: the stream's earlier work has run
         return numpy.array(self._array, order=order)
 
     def set(self, array, stream=None):
@@ -360,6 +444,7 @@ class ndarray(numpy.lib.mixins.NDArrayOperatorsMixin):
 
     def _read(self, what):
         _refuse_during_capture(what)
+        _wait_for_stream(cuda._current)
         return self._array
 
     def __float__(self):
@@ -388,7 +473,7 @@ class ndarray(numpy.lib.mixins.NDArrayOperatorsMixin):
             raise AttributeError(f"'cupy.ndarray' object has no attribute {name!r}")
         attribute = getattr(self._array, name)
         if name in HOST_READS:
-            _refuse_during_capture(f"ndarray.{name}")
+            self._read(f"ndarray.{name}")
             return attribute
         if not callable(attribute):
             return _on_device(attribute)
@@ -813,6 +898,7 @@ class _Stream:
 
     def synchronize(self):
         _refuse_during_capture("synchronising a stream")
+        _wait_for_stream(self)
 
     def is_capturing(self):
         return _capture is not None and _capture.stream is self
@@ -842,6 +928,7 @@ class _Graph:
 
     def launch(self, stream=None):
         _refuse_during_capture("launching a graph")
+        _check_copies_in_flight()
         if any(block() is None for block in self.used):
             raise RuntimeError("a replay would use memory that has gone back to CuPy's pool, where another array "
                                "may have it now: hold what a captured step allocates, and what it uses that was "
@@ -854,17 +941,22 @@ class _Graph:
 
 
 class _Event:
+    """A point in a stream's work: waiting for it waits for the copies issued on the stream before it."""
+
     def __init__(self, block=False, disable_timing=False, interprocess=False):
-        pass
+        self.before = []
 
     def record(self, stream=None):
-        pass
+        stream = stream or cuda._current
+        self.before = [copy for copy in _in_flight if copy.stream is stream]
 
     def synchronize(self):
         _refuse_during_capture("waiting for an event")
+        _wait_for(self.before)
 
     @property
-    def done(self):
+    def done(self):   # the device may finish at any moment: asked, it has
+        _wait_for(self.before)
         return True
 
 
@@ -874,7 +966,7 @@ class _Device:
         self.compute_capability = "90"
 
     def synchronize(self):
-        _refuse_during_capture("synchronising the device")
+        _synchronise_device()
 
     def use(self):
         pass
@@ -901,6 +993,11 @@ class _MemoryPool:
 
 
 _pool = _MemoryPool()
+
+
+def _synchronise_device():
+    _refuse_during_capture("synchronising the device")
+    _wait_for(_in_flight)
 
 
 def get_default_memory_pool():
@@ -942,9 +1039,9 @@ cuda = types.SimpleNamespace(
     Device=_Device, Stream=_Stream, Event=_Event, Graph=_Graph, get_current_stream=lambda: cuda._current,
     runtime=types.SimpleNamespace(getDeviceCount=lambda: 1, getDevice=lambda: 0,
                                   getDeviceProperties=_get_device_properties,
-                                  deviceSynchronize=lambda: _refuse_during_capture("synchronising the device")),
+                                  deviceSynchronize=_synchronise_device),
     device=types.SimpleNamespace(get_cublas_handle=_get_cublas_handle),
-    alloc_pinned_memory=lambda size: bytearray(size), using_allocator=_using_allocator,
+    alloc_pinned_memory=_PinnedMemory, using_allocator=_using_allocator,
     get_allocator=lambda: cuda._allocator or _Block, _allocator=None, _current=None,
     MemoryPointer=_Pointer)
 cuda._current = _Stream(null=True)
