@@ -7,6 +7,7 @@ process keeps running without CuPy; the GPU tests run in a process that
 imports it as ``cupy``.
 """
 import ctypes
+import gc
 import os
 import shutil
 import subprocess
@@ -172,12 +173,12 @@ def test_what_a_capture_cannot_record_is_refused(cupy):
         cupy.cuda.get_current_stream().begin_capture()
 
 
-def test_page_locked_memory_is_copied_when_the_stream_gets_there(cupy):
+def test_page_locked_memory_is_copied_when_the_stream_gets_there(cupy, monkeypatch):
     """An asynchronous copy from page-locked memory reads it when its stream reaches the copy, which may be
     after the host has gone on: a write to it before the host has waited (for an event recorded after the
     copy, the stream, the device, or a blocking read on the stream) is a race, refused at the next device
-    call. A copy to page-locked memory lands only when the host waits for it. Pageable memory is copied
-    before the call returns, as CUDA does."""
+    call, and so is freeing it. A copy to page-locked memory lands only when the host waits for it. Pageable
+    memory is copied before the call returns, as CUDA does."""
     pinned = np.frombuffer(cupy.cuda.alloc_pinned_memory(4 * 8), np.float64)
     pageable = np.zeros(4)
     x = cupy.zeros(4)
@@ -209,6 +210,15 @@ def test_page_locked_memory_is_copied_when_the_stream_gets_there(cupy):
     assert np.isnan(pinned).all()                         # not there until the host waits
     cupy.cuda.get_current_stream().synchronize()
     np.testing.assert_array_equal(pinned, [1.0] * 4)
+
+    unraisable = []   # what a finalizer raises goes to sys.unraisablehook
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    x.data.copy_from_host_async(pinned.ctypes.data, 32)
+    del pinned
+    gc.collect()
+    assert [str(error.exc_value) for error in unraisable] == [
+        "page-locked host memory was freed while an asynchronous copy to or from it may not have run: keep it "
+        "until the host has waited for the copy"]
 
 
 @pytest.mark.parametrize("transa, transb", [(0, 0), (1, 0), (0, 1), (1, 1)])

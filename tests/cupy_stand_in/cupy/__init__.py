@@ -37,7 +37,7 @@ under CuPy, which no CPU test reaches otherwise:
   long after the call. Until the host has waited for it (the stream's or
   the device's synchronize, an event recorded after it, a blocking read on
   its stream), writing the memory it copies from raises at the next device
-  call or wait, and the memory it copies to holds garbage.
+  call or wait, freeing it raises, and the memory it copies to holds garbage.
 
 What it cannot show: the kernels compiled by NVRTC (tests/test_cuda_source.py
 does that where NVRTC is installed), the GPU's arithmetic order in
@@ -293,7 +293,7 @@ class _Pointer:
 # a copy writes, only once it has waited for the copy. (From pageable memory CUDA copies before the call
 # returns, so only page-locked memory is watched.) Each copy here runs in its turn, as on the device, and stays
 # in flight until the host waits for its stream: a write to the memory it read is a race, found at the next
-# device call or wait; the memory it writes holds garbage until then.
+# device call or wait, and so is freeing that memory; the memory it writes holds garbage until then.
 _pinned = {}   # where each page-locked allocation starts -> its size
 _in_flight = []
 
@@ -306,7 +306,16 @@ class _PinnedMemory(bytearray):
         super().__init__(size)
         self.ptr = ctypes.addressof((ctypes.c_char * size).from_buffer(self)) if size else 0
         _pinned[self.ptr] = size
-        weakref.finalize(self, _pinned.pop, self.ptr, None)
+        weakref.finalize(self, _free_pinned, self.ptr, size)
+
+
+def _free_pinned(start, size):
+    del _pinned[start]
+    copies = [copy for copy in _in_flight if start <= copy.address < start + size]
+    if copies:
+        _in_flight[:] = [copy for copy in _in_flight if copy not in copies]
+        raise RuntimeError("page-locked host memory was freed while an asynchronous copy to or from it may not "
+                           "have run: keep it until the host has waited for the copy")
 
 
 def _is_pinned(address, size):
