@@ -5,8 +5,9 @@ once per element of the output, with ``i`` that element's flat index; a
 ``raw`` parameter is a whole array indexed by hand, any other is the element
 at ``i`` (or a scalar). Kept apart from cupy_gpu.py, which compiles them, so
 that on machines without a GPU the tests can compile these bodies as host C++
-(tests/cupy_stand_in, a stand-in for CuPy) and, where NVRTC is installed,
-with CUDA's own compiler (tests/test_cuda_source.py).
+(tests/cupy_stand_in, a stand-in for CuPy) and, where CuPy and its NVRTC are
+installed, compile what CuPy writes out of them with CUDA's own compiler
+(tests/test_cuda_source.py).
 
 Batch normalisation needs per-channel sums as well: those are ReductionKernel
 pieces (REDUCTIONS below), each reduced by SUM. The optimizers' kernels work
