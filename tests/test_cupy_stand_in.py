@@ -97,6 +97,31 @@ extern "C" __global__ void scale(T* x, int n, T factor) {
         scale((3,), (128,), (cupy.asarray(np.ones(4)), np.int32(4), np.float32(2)))
 
 
+def test_threads_run_in_both_orders_so_a_kernel_that_depends_on_theirs_is_seen(cupy):
+    """A GPU runs threads in no set order: a kernel whose threads read what others write (here, each
+    element copied from its left neighbour, in place) gives one result at one launch and another at the next,
+    as its threads run first to last, then last to first. A kernel whose threads are independent gives the
+    same at both."""
+    shift = cupy.ElementwiseKernel("raw T x", "T y", "y = i > 0 ? x[i - 1] : x[0]", "shift_in_place")
+    module = cupy.RawModule(code=r"""
+extern "C" __global__ void shift(double* x, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i > 0 && i < n) x[i] = x[i - 1];
+}""")
+    raw_shift = module.get_function("shift")
+    launches = {"elementwise": lambda x: shift(x, x), "raw": lambda x: raw_shift((2,), (4,), (x, np.int32(8)))}
+    for name, launch in launches.items():
+        results = []
+        for _ in range(2):
+            x = cupy.asarray(np.arange(8.0))
+            launch(x)
+            results.append(x.get().tolist())
+        assert sorted(results) == [[0.0] * 8, [0.0, 0.0, 1, 2, 3, 4, 5, 6]], name
+    double = cupy.ElementwiseKernel("T x", "T y", "y = 2 * x", "double_it")
+    x = cupy.asarray(np.arange(8.0))
+    assert double(x).get().tolist() == double(x).get().tolist() == list(np.arange(8.0) * 2)
+
+
 def test_a_capture_runs_nothing_and_each_replay_runs_it_on_the_memory_of_the_time(cupy):
     stream = cupy.cuda.Stream(non_blocking=True)
     x = cupy.asarray(np.array([1.0, 2.0]))

@@ -12,9 +12,10 @@ under CuPy, which no CPU test reaches otherwise:
 * Only CuPy's names exist: ``cupy.x`` and ``array.x`` are refused unless
   CuPy 14.2 has them (CUPY_NAMES, NDARRAY_NAMES).
 * The CUDA kernels (ElementwiseKernel, ReductionKernel, RawModule) are
-  compiled as host C++ and run one thread after another, with CuPy's rules
-  for their arguments: the number of them, the dtype of each array against
-  its parameter, broadcasting, a scalar's width against a raw kernel's
+  compiled as host C++ and run one thread after another, first to last at
+  one launch and last to first at the next, with CuPy's rules for their
+  arguments: the number of them, the dtype of each array against its
+  parameter, broadcasting, a scalar's width against a raw kernel's
   parameter. A CUDA kernel that gets a wrong argument computes garbage in
   silence; here it is a TypeError.
 * cuBLAS is a library named libcublas.so that this module builds and loads,
@@ -709,8 +710,9 @@ class ElementwiseKernel(_Kernel):
         for p in self.out_params:
             arguments.append(f"{p.c_type}* {p.name}_")
             prologue.append(f"{p.c_type}* {p.name} = {p.name}_;" if p.raw else f"{p.c_type}& {p.name} = {p.name}_[i];")
-        return (f'extern "C" void run({", ".join(arguments)}, long long size) {{\n'
-                + "  for (long long i = 0; i < size; ++i) {\n    " + "\n    ".join(prologue)
+        return (f'extern "C" void run({", ".join(arguments)}, long long _size, int _reverse) {{\n'
+                + "  for (long long _k = 0; _k < _size; ++_k) {\n"
+                + "    long long i = _reverse ? _size - 1 - _k : _k;\n    " + "\n    ".join(prologue)
                 + f"\n    {self.operation};\n  }}\n}}\n")
 
     def __call__(self, *args, size=None, block_size=None, stream=None):
@@ -743,7 +745,7 @@ class ElementwiseKernel(_Kernel):
                 pointers.append(numpy.ascontiguousarray(a))
             results = [o if o.flags.c_contiguous else numpy.ascontiguousarray(o) for o in outputs]
             run(*(ctypes.c_void_p(a.ctypes.data) for a in pointers + results),
-                ctypes.c_longlong(int(numpy.prod(shape))))
+                ctypes.c_longlong(int(numpy.prod(shape))), ctypes.c_int(_thread_order()))
             for o, r in zip(outputs, results):
                 if r is not o:
                     o[...] = r
@@ -770,18 +772,18 @@ class ReductionKernel(_Kernel):
         for index, p in enumerate(self.in_params):
             arguments.append(f"const {p.c_type}* {p.name}_")
             if index in arrays:
-                elements.append(f"const {p.c_type} {p.name} = {p.name}_[o * reduced + r];")
+                elements.append(f"const {p.c_type} {p.name} = {p.name}_[_o * _reduced + _r];")
             else:
                 scalars.append(f"const {p.c_type} {p.name} = {p.name}_[0];")
         return (f"typedef {self.reduce_type or out.c_type} _type_reduce;\n"
-                + f'extern "C" void run({", ".join(arguments)}, {out.c_type}* {out.name}_, long long outputs, '
-                + "long long reduced) {\n  " + " ".join(scalars) + "\n"
-                + "  for (long long o = 0; o < outputs; ++o) {\n"
+                + f'extern "C" void run({", ".join(arguments)}, {out.c_type}* {out.name}_, long long _outputs, '
+                + "long long _reduced) {\n  " + " ".join(scalars) + "\n"
+                + "  for (long long _o = 0; _o < _outputs; ++_o) {\n"
                 + f"    _type_reduce _acc = _type_reduce({self.identity});\n"
-                + "    for (long long r = 0; r < reduced; ++r) {\n      " + " ".join(elements)
+                + "    for (long long _r = 0; _r < _reduced; ++_r) {\n      " + " ".join(elements)
                 + f"\n      _type_reduce a = _acc, b = static_cast<_type_reduce>({self.map_expr});\n"
                 + f"      _acc = ({self.reduce_expr});\n    }}\n"
-                + f"    _type_reduce a = _acc; {out.c_type}& {out.name} = {out.name}_[o];\n"
+                + f"    _type_reduce a = _acc; {out.c_type}& {out.name} = {out.name}_[_o];\n"
                 + f"    {self.post_map_expr};\n  }}\n}}\n")
 
     def __call__(self, *args, axis=None, keepdims=False, stream=None):
@@ -822,6 +824,19 @@ class ReductionKernel(_Kernel):
         return result
 
 
+# A GPU runs a kernel's threads in no set order. Here they run one after another, first to last at one launch
+# and last to first at the next, so that a kernel whose threads read what others write gives the reference's
+# result in one of the two orders at most.
+_launches = 0
+
+
+def _thread_order():
+    """1 (last to first) at every other launch, 0 (first to last) at the others."""
+    global _launches
+    _launches += 1
+    return _launches % 2
+
+
 # A raw kernel's scalar argument must be as wide as its parameter: a GPU reads the bytes it is given.
 RAW_TYPES = {"float": "float32", "double": "float64", "int": "int32", "unsigned int": "uint32",
              "long long": "int64", "unsigned long long": "uint64", "size_t": "uint64", "bool": "bool"}
@@ -838,10 +853,15 @@ class _RawFunction:
             element = " ".join(word for word in c_type if word != "*")
             self.parameters.append(("*" in c_type, RAW_TYPES[module.defines.get(element, element)]))
             names.append(variable)
-        launcher = (f'extern "C" void launch_{name}(unsigned int grid, unsigned int block, {signature.group(1)}) {{\n'
-                    "  gridDim.x = grid; blockDim.x = block;\n"
-                    "  for (unsigned int b = 0; b < grid; ++b) for (unsigned int t = 0; t < block; ++t) {\n"
-                    f"    blockIdx.x = b; threadIdx.x = t; {name}({', '.join(names)});\n  }}\n}}\n")
+        # the launcher's own names start with an underscore, so that none hides one of the kernel's parameters
+        launcher = (f'extern "C" void launch_{name}(unsigned int _grid, unsigned int _block, int _reverse, '
+                    f'{signature.group(1)}) {{\n'
+                    "  gridDim.x = _grid; blockDim.x = _block;\n"
+                    "  unsigned long long _threads = (unsigned long long)_grid * _block;\n"
+                    "  for (unsigned long long _k = 0; _k < _threads; ++_k) {\n"
+                    "    unsigned long long _thread = _reverse ? _threads - 1 - _k : _k;\n"
+                    "    blockIdx.x = _thread / _block; threadIdx.x = _thread % _block;\n"
+                    f"    {name}({', '.join(names)});\n  }}\n}}\n")
         self.launcher = _compile(HOST_HEADER + "struct dim3_ { unsigned int x = 0, y = 0, z = 0; };\n"
                                  "static dim3_ blockIdx, threadIdx, blockDim, gridDim;\n" + module.code + launcher,
                                  name)[f"launch_{name}"]
@@ -867,7 +887,7 @@ class _RawFunction:
                                                                     else arg))
         grid, block = (grid,) if numpy.isscalar(grid) else grid, (block,) if numpy.isscalar(block) else block
         size = (ctypes.c_uint(int(grid[0])), ctypes.c_uint(int(block[0])))
-        _launch(lambda: self.launcher(*size, *values))
+        _launch(lambda: self.launcher(*size, ctypes.c_int(_thread_order()), *values))
 
 
 class RawModule:
