@@ -42,7 +42,8 @@ under CuPy, which no CPU test reaches otherwise:
 
 What it cannot show: the kernels compiled by NVRTC (tests/test_cuda_source.py
 does that where NVRTC is installed), the GPU's arithmetic order in
-reductions, races between threads, timing, and the rest of asynchrony: it
+reductions, threads that run at the same time (two that add to one element
+without an atomic lose nothing here), timing, and the rest of asynchrony: it
 runs each kernel as it is launched, in the order of the calls, so work on
 two streams never overlaps.
 """
