@@ -2,7 +2,7 @@
 import numpy as np
 from PIL import Image
 
-from conftest import SHARED_MNIST, requires_mnist
+from conftest import requires_mnist
 from test_cli import QUICK, run_main
 from tinygan import backend, data, latent
 from tinygan.trainer import load_generator

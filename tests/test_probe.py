@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import SHARED_MNIST, requires_mnist
+from conftest import requires_mnist
 from test_cli import QUICK, run_main
 from tinygan import backend, models, probe
 from tinygan.gradcheck import EPS, RELATIVE_TOLERANCE, relative_error
