@@ -133,6 +133,7 @@ def test_a_capture_runs_nothing_and_each_replay_runs_it_on_the_memory_of_the_tim
         y += 1
         w -= x                                  # in place, on memory made before the capture
         noise = generator.standard_normal(3)
+        classes = generator.integers(0, 10, 50)   # bounds as kernel arguments: CuPy can capture it
         graph = stream.end_capture()
     np.testing.assert_array_equal(w.get(), [10.0, 10.0])   # restored: nothing ran
     assert np.isnan(y.get()).all()                       # made during the capture, written by no replay yet
@@ -142,9 +143,11 @@ def test_a_capture_runs_nothing_and_each_replay_runs_it_on_the_memory_of_the_tim
     np.testing.assert_array_equal(y.get(), [11.0, 15.0])
     np.testing.assert_array_equal(w.get(), [5.0, 3.0])
     np.testing.assert_array_equal(noise.get(), first)   # the generator did not advance at the capture
+    first_classes = classes.get()
     graph.launch()
     np.testing.assert_array_equal(w.get(), [0.0, -4.0])
     assert not np.array_equal(noise.get(), first)        # each replay draws afresh
+    assert not np.array_equal(classes.get(), first_classes) and set(classes.get()) <= set(range(10))
 
 
 def test_memory_let_go_goes_back_to_the_pool_and_a_graph_may_not_use_it(cupy):
@@ -181,9 +184,12 @@ def test_memory_let_go_goes_back_to_the_pool_and_a_graph_may_not_use_it(cupy):
 def test_what_a_capture_cannot_record_is_refused(cupy):
     stream = cupy.cuda.Stream(non_blocking=True)
     x = cupy.asarray(np.ones((2, 2)))
+    generator = cupy.random.default_rng(0)
     refused = {"a host read": lambda: float(x.sum()), "a copy to the host": x.get,
                "a synchronous copy from the host": lambda: cupy.asarray(np.ones(2)),
-               "a synchronisation": cupy.cuda.Device().synchronize}
+               "a synchronisation": cupy.cuda.Device().synchronize,
+               "a uniform draw (CuPy copies low and high to the device)": lambda: generator.uniform(size=2),
+               "a Poisson draw (CuPy copies lam to the device)": lambda: generator.poisson(2.0, 2)}
     for what, operation in refused.items():
         with stream:
             stream.begin_capture()

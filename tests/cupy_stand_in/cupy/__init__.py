@@ -1209,13 +1209,17 @@ class Generator:
     def random(self, size=None, dtype=numpy.float64, out=None):
         return self._draw(lambda: self._generator.random(size, dtype=dtype), dtype, out)
 
+    # CuPy's uniform and poisson copy their parameters to the device with cupy.asarray first (integers passes
+    # its bounds as kernel arguments): not something a capture can record.
     def uniform(self, low=0.0, high=1.0, size=None, dtype=numpy.float64):
+        _refuse_during_capture("a copy from the host (cupy.random's uniform copies low and high)")
         return self._draw(lambda: self._generator.uniform(low, high, size), dtype)
 
     def integers(self, low, high=None, size=None, dtype=numpy.int64, endpoint=False):
         return self._draw(lambda: self._generator.integers(low, high, size, dtype, endpoint), dtype)
 
     def poisson(self, lam=1.0, size=None):
+        _refuse_during_capture("a copy from the host (cupy.random's poisson copies lam)")
         return self._draw(lambda: self._generator.poisson(lam, size), numpy.int64)
 
 
