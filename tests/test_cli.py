@@ -212,12 +212,13 @@ def test_gpu_without_cupy_is_a_one_line_error(tmp_path):
 @pytest.mark.gpu
 def test_every_command_that_takes_a_device_runs_on_the_gpu(tmp_path):
     """train (its FID measured on the GPU), then sample, interpolate and eval of that run, with --device gpu;
-    a conditional run, so that the class labels travel to the GPU too."""
+    a conditional run, so that the class labels travel to the GPU too, and its steps replayed from a CUDA
+    graph, the labels copied in with each batch."""
     from conftest import skip_without_gpu
     skip_without_gpu()
     run_dir = tmp_path / "run"
-    result = tinygan("train", "--arch", "mlp", "--conditional", "--device", "gpu", "--epochs", 1, "--out", run_dir,
-                     "--quiet", *QUICK, "--limit", 256, "--eval-images", 200, "--eval-every", 1)
+    result = tinygan("train", "--arch", "mlp", "--conditional", "--device", "gpu", "--cuda-graph", "--epochs", 1,
+                     "--out", run_dir, "--quiet", *QUICK, "--limit", 256, "--eval-images", 200, "--eval-every", 1)
     assert result.returncode == 0, result.stderr
     with open(run_dir / "metrics.csv") as stream:
         (row,) = list(csv.DictReader(stream))

@@ -19,18 +19,20 @@ this module is about them.
    buffers, the optimizers' address tables) is held too (``keep_alive``).
 2. Every number that changes from step to step comes from device memory,
    not from a kernel argument, which would stay the number it was captured
-   with. The noise and the label flips are drawn by CuPy's generator, whose
-   state lives on the device and advances in place: each replay draws fresh
-   numbers. The others the host works out, as the uncaptured step does: the
-   dropout keys (from the engine's NumPy generator), Adam's bias corrections
-   (from its step count), the weight average's warming-up decay. Under a
-   capture each is a PerStep: worked out afresh before every replay, in the
-   order the step asked for them, and copied to the device in one transfer,
-   where the ``*_per_step`` kernels of cuda_source.py read them. Outside a
-   capture ``per_step(compute)`` is ``compute()``: the uncaptured step, the
-   CPU's included, does what it always did.
-3. The batch is copied into a fixed input array that the graph reads, and
-   the two losses are copied out of the graph's output after each replay.
+   with. The noise, the label flips and a conditional GAN's fake classes are
+   drawn by CuPy's generator, whose state lives on the device and advances
+   in place: each replay draws fresh numbers. The others the host works
+   out, as the uncaptured step does: the dropout keys (from the engine's
+   NumPy generator), Adam's bias corrections (from its step count), the
+   weight average's warming-up decay. Under a capture each is a PerStep:
+   worked out afresh before every replay, in the order the step asked for
+   them, and copied to the device in one transfer, where the ``*_per_step``
+   kernels of cuda_source.py read them. Outside a capture
+   ``per_step(compute)`` is ``compute()``: the uncaptured step, the CPU's
+   included, does what it always did.
+3. The batch (and a conditional GAN's labels of it) is copied into a fixed
+   input array that the graph reads, and the two losses are copied out of
+   the graph's output after each replay.
 
 And one thing CuPy asks: it refuses to call cuBLAS during a capture, so the
 matrix products of a step being captured call cuBLAS themselves
@@ -247,8 +249,6 @@ class CapturedStep:
         if gan.noise == "poisson":
             raise ValueError("--cuda-graph cannot capture Poisson noise (drawn on the CPU): use normal or uniform "
                              "noise, or train without --cuda-graph")
-        if gan.conditional:
-            raise ValueError("--cuda-graph cannot capture a conditional GAN yet: train it without --cuda-graph")
         parameter = next(param for _, _, param, _ in gan.generator.parameters())
         if backend.device_of(parameter) != "gpu":
             raise ValueError("--cuda-graph needs the GPU: add --device gpu")
@@ -256,21 +256,26 @@ class CapturedStep:
         self.graph, self.warmed_shape = None, None
 
     def __call__(self, real, labels=None, read_losses=True):
-        """One step on the batch ``real``: (d_loss, g_loss), as ``GAN.train_step`` returns them."""
+        """One step on the batch ``real`` (of classes ``labels``, for a conditional GAN): (d_loss, g_loss), as
+        ``GAN.train_step`` returns them."""
+        if self.gan.conditional and labels is None:
+            raise ValueError("a conditional GAN trains on labelled images: pass the batch's labels")
         shape = tuple(real.shape)
         if self.graph is None:
             if shape != self.warmed_shape:   # the first call, or a new shape: run it, capture at the next
                 self.warmed_shape = shape
-                return self._run_as_recorded(real, read_losses)
-            self._capture(real)
+                return self._run_as_recorded(real, labels, read_losses)
+            self._capture(real, labels)
         elif shape != self.input.shape:
             return self.gan.train_step(real, labels, read_losses)
         self.input[...] = real
+        if self.labels is not None:
+            self.labels[...] = labels
         self.graph.replay()
         losses = self.graph.result.copy()   # the graph overwrites its own at the next replay
         return (float(losses[0]), float(losses[1])) if read_losses else (losses[0], losses[1])
 
-    def _run_as_recorded(self, real, read_losses):
+    def _run_as_recorded(self, real, labels, read_losses):
         """One step, uncaptured, through the code a capture records: the per-step kernels reading their
         numbers from the device, the matrix products by cuBLAS called directly (on the current stream)."""
         import cupy
@@ -279,14 +284,15 @@ class CapturedStep:
         self.first_values = StepValues(cupy, eager=True)
         self.first_workspace = cublas.use_stream(cupy.cuda.get_current_stream())
         with recording(self.first_values):
-            d_loss, g_loss = self.gan.train_step(real, read_losses=False)
+            d_loss, g_loss = self.gan.train_step(real, labels, read_losses=False)
         return (float(d_loss), float(g_loss)) if read_losses else (d_loss, g_loss)
 
-    def _capture(self, real):
+    def _capture(self, real, labels):
         self.input = real.copy()   # the graph reads each batch from here
+        self.labels = None if labels is None else labels.copy()   # and its classes
         self.noise_generator = backend.rng()   # its state, on the device, is what each replay draws from and advances
 
         def step():
-            d_loss, g_loss = self.gan.train_step(self.input, read_losses=False)
+            d_loss, g_loss = self.gan.train_step(self.input, self.labels, read_losses=False)
             return backend.get_array_module(d_loss).stack([d_loss, g_loss])
         self.graph = Capture(step)
