@@ -247,8 +247,8 @@ class CapturedStep:
 
     def __init__(self, gan):
         if gan.noise == "poisson":
-            raise ValueError("--cuda-graph cannot capture Poisson noise (drawn on the CPU): use normal or uniform "
-                             "noise, or train without --cuda-graph")
+            raise ValueError("--cuda-graph cannot capture Poisson noise (CuPy copies the rate from the host at each "
+                             "draw): use normal or uniform noise, or train without --cuda-graph")
         parameter = next(param for _, _, param, _ in gan.generator.parameters())
         if backend.device_of(parameter) != "gpu":
             raise ValueError("--cuda-graph needs the GPU: add --device gpu")
