@@ -77,6 +77,31 @@ def test_poisson_noise_is_standardised_unless_asked_and_refuses_a_bad_rate():
         tiny_gan(ema=1.0)
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("noise", ["normal", "uniform", "poisson"])
+def test_every_noise_is_drawn_on_the_gpu(noise):
+    """On the GPU each kind of noise is drawn by CuPy's generator, on the device, with the CPU's
+    distribution: N(0, 1), U(-1, 1), or Poisson counts standardised (and raw, with --raw-noise)."""
+    from conftest import skip_without_gpu
+    skip_without_gpu()
+    backend.use_device("gpu")
+    try:
+        gan = tiny_gan(noise=noise, poisson_rate=3.0)
+        z = gan.sample_noise(50_000)
+        assert backend.device_of(z) == "gpu" and z.dtype == np.float32 and z.shape == (50_000, 4)
+        z = backend.as_numpy(z)
+        assert abs(z.mean()) < 0.02 and abs(z.var() - (1 / 3 if noise == "uniform" else 1)) < 0.03
+        if noise == "uniform":
+            assert -1 <= z.min() and z.max() < 1
+        if noise == "poisson":
+            np.testing.assert_allclose(np.unique(z)[:3], (np.arange(3) - 3.0) / np.sqrt(3.0), rtol=1e-6)
+            raw_gan = tiny_gan(noise=noise, poisson_rate=3.0, standardize_noise=False)
+            raw = backend.as_numpy(raw_gan.sample_noise(50_000))
+            assert abs(raw.mean() - 3) < 0.05 and raw.min() == 0 and np.all(raw == np.round(raw))
+    finally:
+        backend.use_device("cpu")
+
+
 @requires_mnist
 def test_the_run_samples_from_the_average_and_keeps_both_generators(tmp_path, capsys):
     run = tmp_path / "run"
