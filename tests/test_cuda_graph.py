@@ -8,6 +8,7 @@ every replay of a graph.
 import csv
 import ctypes
 import ctypes.util
+import gc
 import sys
 import types
 
@@ -251,6 +252,32 @@ def test_captured_steps_agree_with_uncaptured_ones(arch, settings):
     for key in plain_state:
         np.testing.assert_allclose(graph_state[key], plain_state[key], rtol=1e-8, atol=1e-9, err_msg=key)
     assert graph_next == plain_next   # the host drew as many dropout keys, in the same order
+
+
+@pytest.mark.gpu
+def test_each_epochs_capture_gives_back_the_memory_of_the_one_before():
+    """The trainer captures the step afresh at every epoch. A graph holds every block its step allocated
+    (HeldAllocations); when the epoch's CapturedStep goes, all of it must go back to CuPy's pool, or each
+    epoch of a long run keeps another step's worth of device memory."""
+    skip_without_gpu()
+    import cupy
+    backend.use_device("gpu")
+    try:
+        gan = build_on_gpu("mlp", {})
+        real = backend.to_device(np.random.default_rng(0).uniform(-1, 1, (32, 1, 28, 28)).astype(np.float32))
+        pool, used = cupy.get_default_memory_pool(), []
+        for _ in range(4):
+            step = CapturedStep(gan)
+            for _ in range(3):   # run as recorded, captured and replayed, replayed
+                step(real)
+            held = pool.used_bytes()
+            del step
+            gc.collect()
+            used.append(pool.used_bytes())
+            assert used[-1] < held   # the graph's own blocks went back
+    finally:
+        backend.use_device("cpu")
+    assert max(used[1:]) - min(used[1:]) < 2**20, used
 
 
 @pytest.mark.gpu
