@@ -182,7 +182,7 @@ def test_without_a_binding_linked_against_cublas_it_refuses_to_guess_among_sever
 
 
 @pytest.mark.parametrize("settings, message", [
-    (dict(noise="poisson"), "cannot capture Poisson noise"),
+    (dict(noise="poisson", poisson_rate=501.0), "captures Poisson noise up to --poisson-rate 500"),
     ({}, "needs the GPU: add --device gpu"),
 ])
 def test_what_cannot_be_captured_is_refused_in_one_sentence(settings, message):
@@ -204,6 +204,7 @@ def build_on_gpu(arch, settings):
     ("dcgan", dict(ema=0.999, label_flip=0.1)),                            # BatchNorm, label flips, the average
     ("mlp-001", dict(d_steps=2, label_smoothing=0.1, noise="uniform")),    # dropout in D, two D steps a step
     ("dcgan", dict(conditional=True)),   # the classes: as features before G's Dense, as planes before D's Conv2D
+    ("mlp", dict(noise="poisson", poisson_rate=2.0)),   # counts by inversion of the device's uniforms
 ])
 def test_captured_steps_agree_with_uncaptured_ones(arch, settings):
     """Seven steps, replayed from a graph where the batch has the captured shape, against seven run step by

@@ -91,6 +91,7 @@ def test_every_cuda_kernel_compiles_with_nvrtc_as_cupy_writes_it():
     for name, source in cupy_sources():
         compile_or_fail(nvrtc, name, headers + source, options)
         count += 1
-    assert count == 2 * 2 * (11 * 2 + 5)   # dtypes, index widths, elementwise kernels at two ndims, reductions
+    from tinygan.kernels import cupy_gpu   # dtypes, index widths, elementwise kernels at two ndims, reductions
+    assert count == 2 * 2 * (2 * len(cupy_gpu._kernels) + len(cupy_gpu._reductions)) > 100
     for c_type in C_TYPES.values():   # a RawModule compiles its code as it is
         compile_or_fail(nvrtc, f"multi_tensor {c_type}", f"#define T {c_type}\n{MULTI_TENSOR}", ["-arch=compute_90"])

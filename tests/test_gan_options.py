@@ -80,7 +80,7 @@ def test_poisson_noise_is_standardised_unless_asked_and_refuses_a_bad_rate():
 @pytest.mark.gpu
 @pytest.mark.parametrize("noise", ["normal", "uniform", "poisson"])
 def test_every_noise_is_drawn_on_the_gpu(noise):
-    """On the GPU each kind of noise is drawn by CuPy's generator, on the device, with the CPU's
+    """On the GPU each kind of noise is drawn on the device from CuPy's generator, with the CPU's
     distribution: N(0, 1), U(-1, 1), or Poisson counts standardised (and raw, with --raw-noise)."""
     from conftest import skip_without_gpu
     skip_without_gpu()
@@ -95,9 +95,11 @@ def test_every_noise_is_drawn_on_the_gpu(noise):
             assert -1 <= z.min() and z.max() < 1
         if noise == "poisson":
             np.testing.assert_allclose(np.unique(z)[:3], (np.arange(3) - 3.0) / np.sqrt(3.0), rtol=1e-6)
-            raw_gan = tiny_gan(noise=noise, poisson_rate=3.0, standardize_noise=False)
-            raw = backend.as_numpy(raw_gan.sample_noise(50_000))
-            assert abs(raw.mean() - 3) < 0.05 and raw.min() == 0 and np.all(raw == np.round(raw))
+            for rate in (3.0, 600.0):   # by inversion of the device's uniforms, and above 500 by CuPy's draw
+                raw_gan = tiny_gan(noise=noise, poisson_rate=rate, standardize_noise=False)
+                raw = backend.as_numpy(raw_gan.sample_noise(50_000))
+                assert abs(raw.mean() - rate) < 5 * np.sqrt(rate / raw.size) and np.all(raw == np.round(raw))
+                assert abs(raw.var() / rate - 1) < 0.03 and (raw.min() == 0 or rate > 100)
     finally:
         backend.use_device("cpu")
 

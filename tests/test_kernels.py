@@ -1,4 +1,6 @@
 """im2col / col2im: a naive definition, the adjoint identity, and exact agreement of all implementations."""
+import math
+
 import numpy as np
 import pytest
 from hypothesis import example, given
@@ -110,6 +112,44 @@ def test_dropout_bits_are_uniform_and_independent_of_the_key():
     assert chi_square < 40   # 15 degrees of freedom: p < 0.001 above 37.7
     other = reference.random_bits(2025, 200_000, np)
     assert np.mean(bits == other) < 1e-3 and abs(np.corrcoef(bits, other)[0, 1]) < 0.01
+
+
+@pytest.mark.parametrize("rate", [0.5, 3.0, 40.0, 500.0])
+def test_poisson_counts_by_inversion_have_the_poisson_distribution(rate):
+    """Each count's share of 200,000 against Poisson(rate)'s probability (a chi-square test at p = 0.001,
+    counts pooled where fewer than 20 are expected); a uniform within rounding of 1 still ends its search."""
+    counts = reference.poisson_from_uniform(np.random.default_rng(7).random(200_000), rate, np.float64)
+    assert counts.dtype == np.float64 and np.all(counts == np.round(counts))
+    support = np.arange(int(rate + 12 * np.sqrt(rate)) + 12)
+    log_pmf = support * math.log(rate) - rate - np.array([math.lgamma(k + 1) for k in support])
+    expected = len(counts) * np.exp(log_pmf)
+    observed = np.bincount(counts.astype(np.int64), minlength=len(support))[:len(support)]
+    keep = expected >= 20
+    observed = np.append(observed[keep], len(counts) - observed[keep].sum())
+    expected = np.append(expected[keep], len(counts) - expected[keep].sum())
+    chi_square = ((observed - expected) ** 2 / expected).sum()
+    df = len(observed) - 1   # the 0.999 quantile of chi-square(df), by Wilson and Hilferty's cube
+    assert chi_square < df * (1 - 2 / (9 * df) + 3.09 * math.sqrt(2 / (9 * df))) ** 3, (chi_square, df)
+    edge = reference.poisson_from_uniform(np.array([0.0, np.nextafter(1.0, 0.0)]), rate, np.float32)
+    assert edge[0] == 0 and rate < edge[1] < 60 * rate + 60
+    for bad in (0.0, -1.0, reference.POISSON_INVERSION_MAX_RATE * 1.01):
+        with pytest.raises(ValueError, match="need a rate in"):
+            reference.poisson_from_uniform(np.zeros(2), bad, np.float32)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rate", [0.5, 1.0, 3.0, 40.0, 500.0])
+def test_cupy_poisson_counts_equal_the_reference(dtype, rate):
+    """The kernel sums the probabilities as the reference does: the same counts (the GPU's exp may round
+    exp(-rate) a unit in the last place differently, which moves a count only for a uniform within 1e-16
+    of a boundary)."""
+    skip_without_gpu()
+    from tinygan.kernels import cupy_gpu
+    u = np.append(np.random.default_rng(3).random(100_000), [0.0, np.nextafter(1.0, 0.0)])
+    counts = cupy_gpu.poisson_from_uniform(backend.to_device(u, "gpu"), rate, dtype)
+    assert counts.dtype == dtype
+    np.testing.assert_array_equal(backend.as_numpy(counts), reference.poisson_from_uniform(u, rate, dtype))
 
 
 @pytest.mark.parametrize("fast_path", ["numba", pytest.param("cupy", marks=pytest.mark.gpu)])

@@ -72,7 +72,7 @@ def cli():
 @click.option("--device", type=click.Choice(backend.DEVICES), default="cpu", show_default=True)
 @click.option("--cuda-graph/--no-cuda-graph", default=False, show_default=True,
               help="On the GPU, capture the training step once as a CUDA graph and replay it: one launch a step "
-                   "instead of hundreds, the same results to rounding. Not with Poisson noise.")
+                   "instead of hundreds, the same results to rounding. Poisson noise up to --poisson-rate 500.")
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Total epochs.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True, help="Images per step.")
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=DEFAULT_LR, show_default=True,

@@ -46,6 +46,7 @@ import contextlib
 import numpy
 
 from . import backend
+from .kernels.reference import POISSON_INVERSION_MAX_RATE
 
 _recording = None   # the StepValues of the step being recorded for a CUDA graph, if any
 
@@ -246,9 +247,10 @@ class CapturedStep:
     """
 
     def __init__(self, gan):
-        if gan.noise == "poisson":
-            raise ValueError("--cuda-graph cannot capture Poisson noise (CuPy copies the rate from the host at each "
-                             "draw): use normal or uniform noise, or train without --cuda-graph")
+        if gan.noise == "poisson" and gan.poisson_rate > POISSON_INVERSION_MAX_RATE:
+            raise ValueError(f"--cuda-graph captures Poisson noise up to --poisson-rate "
+                             f"{POISSON_INVERSION_MAX_RATE:g} (above it CuPy draws it, copying the rate from the "
+                             f"host at each draw): use a lower rate, or train without --cuda-graph")
         parameter = next(param for _, _, param, _ in gan.generator.parameters())
         if backend.device_of(parameter) != "gpu":
             raise ValueError("--cuda-graph needs the GPU: add --device gpu")

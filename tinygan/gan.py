@@ -80,17 +80,19 @@ class GAN:
 
         normal: N(0, 1); uniform: U(-1, 1); poisson: (k - rate) / sqrt(rate) for
         k ~ Poisson(rate), which has mean 0 and variance 1 like the others
-        (standardize_noise=False keeps the raw counts k).
+        (standardize_noise=False keeps the raw counts k). On a GPU the counts
+        come from the device's uniforms by inversion (kernels.poisson_from_uniform),
+        which a CUDA graph can capture, up to a rate of 500.
         """
         rng, dtype = rng or backend.rng(), backend.get_default_dtype()
         if self.noise == "normal":
             return rng.standard_normal((n, self.z_dim), dtype=dtype)
         if self.noise == "uniform":
             return (rng.random((n, self.z_dim), dtype=dtype) * 2 - 1).astype(dtype, copy=False)
-        if hasattr(rng, "poisson"):
+        if isinstance(rng, np.random.Generator) or self.poisson_rate > kernels.reference.POISSON_INVERSION_MAX_RATE:
             counts = rng.poisson(self.poisson_rate, (n, self.z_dim)).astype(dtype)
-        else:   # a device generator without Poisson draws: the CPU's, moved to the device
-            counts = backend.to_device(backend.numpy_rng().poisson(self.poisson_rate, (n, self.z_dim)).astype(dtype))
+        else:   # on the device, from its uniforms: CuPy's own Poisson draw copies the rate from the host each time
+            counts = kernels.poisson_from_uniform(rng.random((n, self.z_dim)), self.poisson_rate, dtype)
         if not self.standardize_noise:
             return counts
         return ((counts - self.poisson_rate) / float(np.sqrt(self.poisson_rate))).astype(dtype, copy=False)

@@ -1,9 +1,9 @@
 """The hot loops of the engine, sent to the implementation that fits the array.
 
 im2col / col2im and Winograd's transforms (the convolutions), leaky_relu and
-its backward, dropout, training-mode batch normalisation, the BCE loss and
-the Adam update; and, for the optimizers, three that work on a whole list of
-arrays at once. Each exists up to three times:
+its backward, dropout, Poisson counts from uniforms (the GPU's Poisson noise),
+training-mode batch normalisation, the BCE loss and the Adam update; and, for
+the optimizers, three that work on a whole list of arrays at once. Each exists up to three times:
 * ``reference``: plain array code, readable, works on NumPy and CuPy arrays;
 * ``numba_cpu``: parallel Numba kernels, the default for NumPy arrays;
 * ``cupy_gpu``: CUDA elementwise and reduction kernels, always used for CuPy arrays.
@@ -136,6 +136,11 @@ def leaky_relu_backward(dout, x, negative_slope):
 def dropout(x, p, key):
     """x * keep / (1 - p), the mask a function of (key, element index) alone: see reference.dropout."""
     return _implementation(x, "dropout")(x, p, key)
+
+
+def poisson_from_uniform(u, rate, dtype):
+    """Counts ~ Poisson(rate) of ``dtype``, one per uniform u (float64 on [0, 1)), by inversion (rate <= 500)."""
+    return _implementation(u, "poisson_from_uniform")(u, rate, dtype)
 
 
 def batchnorm_forward(x, gamma, beta, eps):

@@ -100,6 +100,20 @@ KERNELS = {
     "dropout_per_step": ("T x, raw uint64 key, uint64 threshold, T scale", "T y",
                          "y = x * (dropout_bits(i, key[0]) >= threshold ? scale : (T)0)"),
 
+    # Poisson counts from uniforms by inversion, as reference.poisson_from_uniform sums them: drawn
+    # from CuPy's generator, the uniforms are captured in a CUDA graph, which CuPy's own Poisson draw
+    # (it copies the rate from the host first) is not.
+    "poisson_from_uniform": ("float64 u, float64 rate", "T k", """
+    double p = exp(-rate), total = p;
+    long long count = 0;
+    while (total < u && p > 0) {
+        ++count;
+        p *= rate / count;
+        total += p;
+    }
+    k = (T)count;
+    """),
+
     # Batch normalisation, as the Numba kernels compute it: per-channel values
     # in double, the result rounded once to T. The per-channel arrays (mean,
     # inverse_std, gamma, ...) arrive as (C, 1) views that CuPy broadcasts

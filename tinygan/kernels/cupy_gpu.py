@@ -75,6 +75,12 @@ def dropout(x, p, key):
     return _kernels["dropout"](x, numpy.uint64(key), threshold, scale)
 
 
+def poisson_from_uniform(u, rate, dtype):
+    if not 0 < rate <= reference.POISSON_INVERSION_MAX_RATE:
+        return reference.poisson_from_uniform(u, rate, dtype)   # which says why not
+    return _kernels["poisson_from_uniform"](u, float(rate), cupy.empty(u.shape, dtype=dtype))
+
+
 # The multi-tensor kernels, compiled once per dtype on first use.
 _multi_tensor_modules, _multi_tensor_kernels = {}, {}
 C_TYPES = {"float32": "float", "float64": "double"}

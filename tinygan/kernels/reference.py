@@ -1,4 +1,5 @@
-"""The reference kernels, in plain NumPy/CuPy: im2col and col2im, then LeakyReLU, Dropout, BatchNorm and Adam.
+"""The reference kernels, in plain NumPy/CuPy: im2col and col2im, then LeakyReLU, Dropout, Poisson counts,
+BatchNorm and Adam.
 
 im2col unrolls every kh x kw patch of an image into a column, so that a
 convolution becomes one matrix product. Layout of the columns (channel-major,
@@ -16,6 +17,8 @@ one strided slice of the whole batch at a time (Chainer's utils/conv.py).
 The summation order of col2im (offset (0, 0) first, then row by row) is the
 order the fast kernels use too, so all implementations agree bit for bit.
 """
+import math
+
 from ..backend import get_array_module
 
 
@@ -89,6 +92,35 @@ def dropout(x, p, key):
     keep = random_bits(key, x.size, xp).reshape(x.shape) >= threshold
     scale = x.dtype.type(1 / (1 - p))
     return x * xp.where(keep, scale, x.dtype.type(0))
+
+
+# Poisson counts by inversion: k is the smallest count with P(X <= k) >= u, for u uniform on [0, 1). The
+# probabilities are summed from k = 0, p(k) = p(k - 1) rate / k, which starts from exp(-rate): above this
+# rate it would start from a number too small for a double.
+POISSON_INVERSION_MAX_RATE = 500.0
+
+
+def poisson_from_uniform(u, rate, dtype):
+    """Counts k ~ Poisson(rate), of ``dtype``, one for each uniform u (float64, on [0, 1)).
+
+    The search stops where the summed probability reaches u, or where p(k) has
+    rounded to 0 (no mass left to add: u within rounding of 1)."""
+    xp = get_array_module(u)
+    if not 0 < rate <= POISSON_INVERSION_MAX_RATE:
+        raise ValueError(f"Poisson counts by inversion need a rate in (0, {POISSON_INVERSION_MAX_RATE:g}], "
+                         f"got {rate}")
+    counts = xp.zeros(u.shape, dtype)
+    p = xp.full(u.shape, math.exp(-rate))
+    total = p.copy()
+    searching = total < u
+    k = 0
+    while bool(searching.any()):
+        k += 1
+        p = xp.where(searching, p * (rate / k), p)
+        total = xp.where(searching, total + p, total)
+        counts[searching] = k
+        searching &= (total < u) & (p > 0)
+    return counts
 
 
 def batchnorm_forward(x, gamma, beta, eps):
