@@ -3,7 +3,8 @@
 im2col / col2im and Winograd's transforms (the convolutions), leaky_relu and
 its backward, dropout, Poisson counts from uniforms (the GPU's Poisson noise),
 training-mode batch normalisation, the BCE loss and the Adam update; and, for
-the optimizers, three that work on a whole list of arrays at once. Each exists up to three times:
+the optimizers, three that work on a whole list of arrays at once. Each
+exists up to three times:
 * ``reference``: plain array code, readable, works on NumPy and CuPy arrays;
 * ``numba_cpu``: parallel Numba kernels, the default for NumPy arrays;
 * ``cupy_gpu``: CUDA elementwise and reduction kernels, always used for CuPy arrays.
