@@ -260,8 +260,7 @@ class CapturedStep:
     def __call__(self, real, labels=None, read_losses=True):
         """One step on the batch ``real`` (of classes ``labels``, for a conditional GAN): (d_loss, g_loss), as
         ``GAN.train_step`` returns them."""
-        if self.gan.conditional and labels is None:
-            raise ValueError("a conditional GAN trains on labelled images: pass the batch's labels")
+        self.gan.check_labels(labels)   # a replay does not pass through train_step, which checks them too
         shape = tuple(real.shape)
         if self.graph is None:
             if shape != self.warmed_shape:   # the first call, or a new shape: run it, capture at the next

@@ -112,6 +112,11 @@ class GAN:
         flipped = backend.rng().random((n, 1), dtype=dtype) < self.label_flip
         return xp.where(flipped, fake_target if real else real_target, targets).astype(dtype)
 
+    def check_labels(self, labels):
+        """Refuse a training batch without its labels where the GAN is conditional."""
+        if self.conditional and labels is None:
+            raise ValueError("a conditional GAN trains on labelled images: pass the batch's labels")
+
     def train_step(self, real, labels=None, read_losses=True):
         """One D update (or d_steps of them) and one G update on a real batch; returns (d_loss, g_loss).
 
@@ -121,8 +126,7 @@ class GAN:
         """
         G, D, loss = self.generator, self.discriminator, self.loss
         n = real.shape[0]
-        if self.conditional and labels is None:
-            raise ValueError("a conditional GAN trains on labelled images: pass the batch's labels")
+        self.check_labels(labels)
         for _ in range(self.d_steps):
             self.discriminator_optimizer.zero_grad()
             if self.conditional:
