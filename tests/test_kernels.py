@@ -150,6 +150,8 @@ def test_cupy_poisson_counts_equal_the_reference(dtype, rate):
     counts = cupy_gpu.poisson_from_uniform(backend.to_device(u, "gpu"), rate, dtype)
     assert counts.dtype == dtype
     np.testing.assert_array_equal(backend.as_numpy(counts), reference.poisson_from_uniform(u, rate, dtype))
+    with pytest.raises(ValueError, match="need a rate in"):
+        cupy_gpu.poisson_from_uniform(backend.to_device(u, "gpu"), rate + reference.POISSON_INVERSION_MAX_RATE, dtype)
 
 
 @pytest.mark.parametrize("fast_path", ["numba", pytest.param("cupy", marks=pytest.mark.gpu)])

@@ -76,8 +76,7 @@ def dropout(x, p, key):
 
 
 def poisson_from_uniform(u, rate, dtype):
-    if not 0 < rate <= reference.POISSON_INVERSION_MAX_RATE:
-        return reference.poisson_from_uniform(u, rate, dtype)   # which says why not
+    reference.check_poisson_rate(rate)
     return _kernels["poisson_from_uniform"](u, float(rate), cupy.empty(u.shape, dtype=dtype))
 
 

@@ -100,15 +100,19 @@ def dropout(x, p, key):
 POISSON_INVERSION_MAX_RATE = 500.0
 
 
+def check_poisson_rate(rate):
+    if not 0 < rate <= POISSON_INVERSION_MAX_RATE:
+        raise ValueError(f"Poisson counts by inversion need a rate in (0, {POISSON_INVERSION_MAX_RATE:g}], "
+                         f"got {rate}")
+
+
 def poisson_from_uniform(u, rate, dtype):
     """Counts k ~ Poisson(rate), of ``dtype``, one for each uniform u (float64, on [0, 1)).
 
     The search stops where the summed probability reaches u, or where p(k) has
     rounded to 0 (no mass left to add: u within rounding of 1)."""
     xp = get_array_module(u)
-    if not 0 < rate <= POISSON_INVERSION_MAX_RATE:
-        raise ValueError(f"Poisson counts by inversion need a rate in (0, {POISSON_INVERSION_MAX_RATE:g}], "
-                         f"got {rate}")
+    check_poisson_rate(rate)
     counts = xp.zeros(u.shape, dtype)
     p = xp.full(u.shape, math.exp(-rate))
     total = p.copy()
