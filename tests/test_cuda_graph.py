@@ -259,6 +259,30 @@ def test_captured_steps_agree_with_uncaptured_ones(arch, settings):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("arch, image_shape", [("dcgan-upsample", (1, 28, 28)), ("dcgan-004-cifar", (3, 32, 32))])
+def test_the_other_architectures_layers_are_captured_too(arch, image_shape):
+    """The layers the two networks above do not have (UpSampling2D; report 004's colour DCGAN, its
+    strides and its 32x32 images in three channels): three steps, the third replayed, give the losses of
+    three uncaptured ones."""
+    skip_without_gpu()
+    backend.use_device("gpu")
+    try:
+        with backend.default_dtype(np.float64):
+            rng = np.random.default_rng(0)
+            batches = [backend.to_device(rng.uniform(-1, 1, (8, *image_shape))) for _ in range(3)]
+            losses = {}
+            for captured in (False, True):
+                backend.seed(0)
+                gan = GAN(*models.build(arch, image_shape=image_shape))
+                backend.seed(1)
+                step = CapturedStep(gan) if captured else gan.train_step
+                losses[captured] = [step(real) for real in batches]
+    finally:
+        backend.use_device("cpu")
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-10)
+
+
+@pytest.mark.gpu
 def test_each_epochs_capture_gives_back_the_memory_of_the_one_before():
     """The trainer captures the step afresh at every epoch. A graph holds every block its step allocated
     (HeldAllocations); when the epoch's CapturedStep goes, all of it must go back to CuPy's pool, or each
