@@ -189,7 +189,8 @@ def test_what_a_capture_cannot_record_is_refused(cupy):
                "a synchronous copy from the host": lambda: cupy.asarray(np.ones(2)),
                "a synchronisation": cupy.cuda.Device().synchronize,
                "a uniform draw (CuPy copies low and high to the device)": lambda: generator.uniform(size=2),
-               "a Poisson draw (CuPy copies lam to the device)": lambda: generator.poisson(2.0, 2)}
+               "a Poisson draw (CuPy copies lam to the device)": lambda: generator.poisson(2.0, 2),
+               "nine arrays joined (CuPy copies their addresses to the device)": lambda: cupy.stack([x] * 9)}
     for what, operation in refused.items():
         with stream:
             stream.begin_capture()
@@ -202,6 +203,11 @@ def test_what_a_capture_cannot_record_is_refused(cupy):
                 stream.end_capture()
     with pytest.raises(cupy.StreamCaptureUnsupported, match="default stream"):
         cupy.cuda.get_current_stream().begin_capture()
+    with stream:   # eight arrays CuPy joins by a copy each
+        stream.begin_capture()
+        joined = cupy.concatenate([x] * 8)
+        stream.end_capture()
+    assert joined.shape == (16, 2)
 
 
 def test_page_locked_memory_is_copied_when_the_stream_gets_there(cupy, monkeypatch):

@@ -528,12 +528,27 @@ def _refuse_cublas():
         raise NotImplementedError("cuBLAS is not available during stream capture (CuPy's wrappers refuse it)")
 
 
+JOINS = {"concatenate", "stack", "hstack", "vstack", "dstack", "column_stack"}   # CuPy's _concatenate, all
+
+
+def _refuse_address_table(arrays):
+    """CuPy joins more than 8 arrays of one dtype, 2 MiB or less each on average, in one kernel that reads
+    their addresses from a table it copies from the host: not something a capture can record."""
+    arrays = list(arrays)
+    if (_capture is not None and len(arrays) > 8 and len({a.dtype for a in arrays}) == 1
+            and sum(a.nbytes for a in arrays) < 2 * 2**20 * len(arrays)):
+        _refuse_during_capture(f"a copy from the host (CuPy joins {len(arrays)} arrays through a table of "
+                               "their addresses)")
+
+
 def _function(name, function):
     host_data = name in HOST_DATA
 
     def call(*args, **kwargs):
         if name in BLAS:
             _refuse_cublas()
+        if name in JOINS and args and isinstance(args[0], (list, tuple)):
+            _refuse_address_table(a for a in args[0] if isinstance(a, ndarray))
         values, options = _unwrap(args, host_data), _unwrap(kwargs, host_data)
         if name in NOT_ARRAYS:
             return function(*values, **options)
