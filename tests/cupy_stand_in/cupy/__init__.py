@@ -31,8 +31,9 @@ under CuPy, which no CPU test reaches otherwise:
   memory, with the arguments they were recorded with. A graph keeps the
   addresses it uses, not the arrays: one that would use a block that went
   back to the pool refuses to run. Reading a value on the host, copying
-  from the host synchronously, synchronising, or calling cuBLAS through
-  CuPy during a capture raises, as it does under CUDA.
+  from the host synchronously (CuPy's uniform and Poisson draws and its
+  joins of more than eight arrays among them), synchronising, or calling
+  cuBLAS through CuPy during a capture raises, as it does under CUDA.
 * An asynchronous copy from or to page-locked host memory
   (cuda.alloc_pinned_memory) runs when its stream gets to it, which may be
   long after the call. Until the host has waited for it (the stream's or
