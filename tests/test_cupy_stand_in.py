@@ -190,7 +190,9 @@ def test_what_a_capture_cannot_record_is_refused(cupy):
                "a synchronisation": cupy.cuda.Device().synchronize,
                "a uniform draw (CuPy copies low and high to the device)": lambda: generator.uniform(size=2),
                "a Poisson draw (CuPy copies lam to the device)": lambda: generator.poisson(2.0, 2),
-               "nine arrays joined (CuPy copies their addresses to the device)": lambda: cupy.stack([x] * 9)}
+               "nine arrays joined (CuPy copies their addresses to the device)": lambda: cupy.stack([x] * 9),
+               "an index list (CuPy copies it to the device)": lambda: x[[0, 1]],
+               "a list of values (CuPy copies it to the device)": lambda: x.__setitem__(0, [1.0, 2.0])}
     for what, operation in refused.items():
         with stream:
             stream.begin_capture()

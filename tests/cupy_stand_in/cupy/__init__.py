@@ -259,6 +259,13 @@ def _unwrap(value, host_data=False):
     return value
 
 
+def _index(key):
+    """``key`` as NumPy takes it. CuPy copies an index array of NumPy's, or a list, to the device first."""
+    if any(isinstance(k, list) for k in (key if isinstance(key, tuple) else (key,))):
+        _refuse_during_capture("a copy from the host (an index list)")
+    return _unwrap(key, host_data=True)
+
+
 class _Pointer:
     """ndarray.data: where the array's first element is, and the copies from and to the host."""
 
@@ -431,7 +438,7 @@ class ndarray(numpy.lib.mixins.NDArrayOperatorsMixin):
         return (self[index] for index in range(len(self)))
 
     def __getitem__(self, key):
-        index = _unwrap(key, host_data=True)   # CuPy copies a NumPy index array to the device
+        index = _index(key)
         indices = index if isinstance(index, tuple) else (index,)
         if not any(k is Ellipsis or isinstance(k, (numpy.ndarray, list)) for k in indices):
             index = indices + (Ellipsis,)   # a view, also where NumPy would hand back a scalar (as CuPy does)
@@ -439,7 +446,9 @@ class ndarray(numpy.lib.mixins.NDArrayOperatorsMixin):
         return _operation(lambda: array[index])
 
     def __setitem__(self, key, value):
-        index, values = _unwrap(key, host_data=True), _unwrap(value, host_data=True)
+        if isinstance(value, list):
+            _refuse_during_capture("a copy from the host (a list of values)")
+        index, values = _index(key), _unwrap(value, host_data=True)
         array = self._array
 
         def run():
