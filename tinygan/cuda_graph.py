@@ -247,7 +247,7 @@ class CapturedStep:
     """
 
     def __init__(self, gan):
-        if gan.noise == "poisson" and gan.poisson_rate > POISSON_INVERSION_MAX_RATE:
+        if gan.noise == "poisson" and not gan.poisson_by_inversion:
             raise ValueError(f"--cuda-graph captures Poisson noise up to --poisson-rate "
                              f"{POISSON_INVERSION_MAX_RATE:g} (above it CuPy draws it, copying the rate from the "
                              f"host at each draw): use a lower rate, or train without --cuda-graph")

@@ -75,6 +75,12 @@ class GAN:
         """The generator that makes the pictures: the weight average when there is one, else G itself."""
         return self.average_generator if self.average_generator is not None else self.generator
 
+    @property
+    def poisson_by_inversion(self):
+        """Whether a GPU draws this GAN's Poisson counts from its uniforms (kernels.poisson_from_uniform), as
+        a CUDA graph can capture, rather than by CuPy's Poisson draw (rates above 500)."""
+        return self.poisson_rate <= kernels.reference.POISSON_INVERSION_MAX_RATE
+
     def sample_noise(self, n, rng=None):
         """z, (n, z_dim), from ``rng`` (default: the current device's generator).
 
@@ -89,7 +95,7 @@ class GAN:
             return rng.standard_normal((n, self.z_dim), dtype=dtype)
         if self.noise == "uniform":
             return (rng.random((n, self.z_dim), dtype=dtype) * 2 - 1).astype(dtype, copy=False)
-        if isinstance(rng, np.random.Generator) or self.poisson_rate > kernels.reference.POISSON_INVERSION_MAX_RATE:
+        if isinstance(rng, np.random.Generator) or not self.poisson_by_inversion:
             counts = rng.poisson(self.poisson_rate, (n, self.z_dim)).astype(dtype)
         else:   # on the device, from its uniforms: CuPy's own Poisson draw copies the rate from the host each time
             counts = kernels.poisson_from_uniform(rng.random((n, self.z_dim)), self.poisson_rate, dtype)
